@@ -1,0 +1,39 @@
+# Everything the project needs is installed here; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench lint model clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Simulate three seeded runs the shipped model never saw, replay them, print the table.
+demo: $(STAMP)
+	$(VENV)/bin/tactile-estimator simulate --out demo_out/bags --runs 3 --steps 300 --seed 1000 --object rect,disc,ellipse
+	$(VENV)/bin/tactile-estimator replay demo_out/bags --out demo_out/replay
+
+test: $(STAMP)
+	$(PY) -m pytest -q test
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tactile_estimator test benchmarks launch setup.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/accuracy.py
+	$(PY) benchmarks/latency.py
+
+# Remake the shipped model in models/ (see models/model.yaml for what it was made from).
+model: $(STAMP)
+	$(VENV)/bin/tactile-estimator simulate --out build/train_bags --runs 24 --steps 300 --seed 0 --object rect,disc,ellipse
+	$(VENV)/bin/tactile-estimator pretrain build/train_bags --out models --epochs 30
+
+clean:
+	rm -rf build demo_out .pytest_cache
