@@ -1,0 +1,212 @@
+"""One configuration schema for the CLI and ``ros2 launch`` (DESIGN.md, "Conventions").
+
+Files are ROS 2 parameter files: ``<node name>: {ros__parameters: {...}}`` (or ``/**``), with
+nested maps that ROS flattens into dotted parameter names. The same file is read here into
+dataclasses; an unknown or ill-typed key is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+FACTOR_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera", "first_pose")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, ill-typed or out of range; the message names it."""
+
+
+@dataclass
+class TopicsConfig:
+    tactile: str = "/digit/image_raw"
+    ee_pose: str = "/ee_pose"
+    camera: str = "/object_detection"
+    ground_truth: str = "/object_ground_truth"
+    object_info: str = "/object_info"
+
+
+@dataclass
+class FramesConfig:
+    world: str = "world"
+    ee: str = "ee"
+    object: str = "object_estimate"
+
+
+@dataclass
+class ObjectConfig:
+    """The pushed object's footprint. ``shape: from_bag`` takes it from the bag's object_info topic."""
+
+    shape: str = "from_bag"
+    size: list[float] = field(default_factory=list)
+
+
+@dataclass
+class KeyframeConfig:
+    """A tactile frame becomes a step when every_n frames have passed or the end-effector has moved."""
+
+    every_n_frames: int = 1
+    min_translation_m: float = 0.0
+    min_rotation_rad: float = 0.0
+
+
+@dataclass
+class ContactConfig:
+    """Contact is read from the tactile image: its difference to the gel's background."""
+
+    pixel_threshold: float = 18.0  # grey levels
+    min_fraction: float = 0.004  # of pixels above the threshold
+    background_frames: int = 3  # first frames of a stream, assumed out of contact
+
+
+@dataclass
+class NoiseConfig:
+    """Standard deviations of the factors that are not learned (x, y, theta or scalar)."""
+
+    ee_prior: list[float] = field(default_factory=lambda: [0.0005, 0.0005, 0.002])
+    camera: list[float] = field(default_factory=lambda: [0.005, 0.005, math.radians(2.0)])
+    contact: float = 0.001
+    first_pose: list[float] = field(default_factory=lambda: [0.005, 0.005, math.radians(2.0)])
+
+
+@dataclass
+class Isam2Config:
+    relinearize_threshold: float = 0.01
+    relinearize_skip: int = 1
+
+
+@dataclass
+class EstimatorConfig:
+    backend: str = "isam2"
+    model: str = ""  # model directory; empty: the shipped default
+    disabled_factors: list[str] = field(default_factory=list)
+    tactile_offsets: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    image_height: int = 320
+    image_width: int = 240
+    max_tilt_rad: float = 0.05
+    ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
+    camera_max_offset_s: float = 0.05  # a detection further than this from every step is dropped
+    initial_object_pose: list[float] = field(default_factory=list)  # empty: the first camera detection
+    max_pending_s: float = 5.0
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    object: ObjectConfig = field(default_factory=ObjectConfig)
+    keyframe: KeyframeConfig = field(default_factory=KeyframeConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    isam2: Isam2Config = field(default_factory=Isam2Config)
+
+    def validate(self) -> EstimatorConfig:
+        if self.backend not in ("isam2",):
+            raise ConfigError(f"backend: '{self.backend}' is unknown; expected isam2")
+        for name in self.disabled_factors:
+            if name not in FACTOR_FAMILIES:
+                known = ", ".join(FACTOR_FAMILIES)
+                raise ConfigError(f"disabled_factors: '{name}' is unknown; expected one of {known}")
+        if not self.tactile_offsets or any(o < 1 for o in self.tactile_offsets):
+            raise ConfigError(f"tactile_offsets: {self.tactile_offsets} must be positive step offsets")
+        if self.keyframe.every_n_frames < 1:
+            raise ConfigError("keyframe.every_n_frames must be at least 1")
+        if self.initial_object_pose and len(self.initial_object_pose) != 3:
+            raise ConfigError("initial_object_pose must be [x, y, theta] or empty")
+        for name in ("ee_prior", "camera", "first_pose"):
+            sigmas = getattr(self.noise, name)
+            if len(sigmas) != 3 or any(not (s > 0 and math.isfinite(s)) for s in sigmas):
+                raise ConfigError(f"noise.{name}: {sigmas} must be three positive standard deviations")
+        return self
+
+    def enabled(self, family: str) -> bool:
+        return family not in self.disabled_factors
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    origin = getattr(kind, "__origin__", None)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a map, got {type(value).__name__}")
+        return _build(kind, value, key + ".")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        (item,) = kind.__args__
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {kind}")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}: unknown parameter; known: {', '.join(sorted(known))}")
+        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def _unflatten(values: dict[str, Any]) -> dict[str, Any]:
+    """ROS flattens nested parameters into dotted names; accept both forms."""
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def parameters_from_file(path: str | Path, node_name: str) -> dict[str, Any]:
+    """The ros__parameters map for node_name (or the ``/**`` wildcard) of a parameter file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the parameter file: {error}".replace("\n", " ")) from error
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a map of node names to ros__parameters")
+    params: dict[str, Any] = {}
+    for name in ("/**", node_name, "/" + node_name):
+        section = document.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict) or "ros__parameters" not in section:
+            raise ConfigError(f"{path}: section '{name}' has no ros__parameters")
+        params.update(section["ros__parameters"] or {})
+    if not params and document:
+        raise ConfigError(f"{path}: no section for node '{node_name}'; it has {', '.join(map(str, document))}")
+    return params
+
+
+def load_estimator_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EstimatorConfig:
+    """Read the estimator's configuration: defaults, then the file, then explicit overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(parameters_from_file(path, "estimator_node"))
+    values.update(overrides or {})
+    try:
+        return _build(EstimatorConfig, _unflatten(values)).validate()
+    except ConfigError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{error}") from None

@@ -1,0 +1,166 @@
+"""The tactile network: each frame is encoded once; a pair head maps two codes to a relative pose.
+
+Input: the tactile image minus the gel's background (what the object pressed in, not the sensor's
+own colour field), downsampled by ``downsample`` with area averaging. Output of the pair head:
+T̂_ij = s_i⁻¹ s_j, the sensor's motion in the object frame between the two frames (factors/tactile.py),
+scaled back to metres and radians by ``output_scale``.
+
+A model directory holds ``weights.pt`` (a state dict, loaded with ``weights_only=True``) and
+``model.yaml`` (architecture, input size, normalisation, learned factor weights, provenance).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+WEIGHTS = "weights.pt"
+DESCRIPTION = "model.yaml"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class ModelError(ValueError):
+    """A model directory is missing, incomplete or inconsistent; the message names the file."""
+
+
+@dataclass
+class Architecture:
+    image_height: int = 320
+    image_width: int = 240
+    downsample: int = 4
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    embedding: int = 64
+    head_hidden: int = 128
+    input_scale: float = 1.0 / 32.0  # grey-level differences are mostly within ±32
+    output_scale: list[float] = field(default_factory=lambda: [0.005, 0.005, 0.05])
+
+
+@dataclass
+class FactorWeights:
+    """Standard deviations of the learned factors: tactile (x, y, θ) and quasi-static pushing."""
+
+    tactile: list[float] = field(default_factory=lambda: [0.002, 0.004, 0.02])
+    pushing: list[float] = field(default_factory=lambda: [0.001, 0.001, 0.001])
+
+
+class TactileNet(nn.Module):
+    def __init__(self, arch: Architecture) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for out_ch in arch.channels:
+            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU()]
+            in_ch = out_ch
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d((4, 3)), nn.Flatten())
+        self.project = nn.Linear(in_ch * 12, arch.embedding)
+        self.head = nn.Sequential(
+            nn.Linear(3 * arch.embedding, arch.head_hidden),
+            nn.ReLU(),
+            nn.Linear(arch.head_hidden, arch.head_hidden),
+            nn.ReLU(),
+            nn.Linear(arch.head_hidden, 3),
+        )
+        self.register_buffer("output_scale", torch.tensor(arch.output_scale, dtype=torch.float32))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) normalised difference images -> (B, embedding)."""
+        return self.project(self.encoder(images))
+
+    def pair(self, code_i: torch.Tensor, code_j: torch.Tensor) -> torch.Tensor:
+        """(M, E), (M, E) -> (M, 3) relative pose in metres and radians."""
+        return self.head(torch.cat([code_i, code_j, code_j - code_i], dim=-1)) * self.output_scale
+
+
+def preprocess(images: np.ndarray, background: np.ndarray, arch: Architecture) -> np.ndarray:
+    """uint8 (B, H, W, 3) frames and their background -> float32 (B, 3, h, w) network input."""
+    diff = images.astype(np.float32) - background.astype(np.float32)
+    h, w = arch.image_height // arch.downsample, arch.image_width // arch.downsample
+    small = np.stack([cv2.resize(d, (w, h), interpolation=cv2.INTER_AREA) for d in diff])
+    return np.ascontiguousarray(small.transpose(0, 3, 1, 2) * arch.input_scale)
+
+
+class TactileModel:
+    """A trained network with its description; the estimator's only view of the learned parts."""
+
+    def __init__(self, arch: Architecture, weights: FactorWeights, net: TactileNet | None = None,
+                 description: dict[str, Any] | None = None) -> None:
+        self.arch = arch
+        self.weights = weights
+        self.net = net if net is not None else TactileNet(arch)
+        self.net.eval()
+        self.description = description or {}
+
+    @classmethod
+    def load(cls, directory: str | Path | None = None) -> TactileModel:
+        directory = Path(directory) if directory else DEFAULT_MODEL_DIR
+        desc_path, weights_path = directory / DESCRIPTION, directory / WEIGHTS
+        for path in (desc_path, weights_path):
+            if not path.is_file():
+                raise ModelError(f"model directory {directory} lacks {path.name}")
+        try:
+            description = yaml.safe_load(desc_path.read_text()) or {}
+            arch = Architecture(**description.get("architecture", {}))
+            weights = FactorWeights(**description.get("factor_weights", {}))
+        except (yaml.YAMLError, TypeError) as error:
+            raise ModelError(f"{desc_path}: {error}".replace("\n", " ")) from error
+        net = TactileNet(arch)
+        try:
+            state = torch.load(weights_path, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except (RuntimeError, OSError, EOFError, ValueError) as error:
+            raise ModelError(f"{weights_path}: cannot load weights: {str(error).splitlines()[0]}") from error
+        return cls(arch, weights, net, description)
+
+    def save(self, directory: str | Path, **provenance: Any) -> None:
+        """Write weights and model.yaml atomically (temporary file, then rename)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        description = dict(self.description)
+        description.update(provenance)
+        description["architecture"] = asdict(self.arch)
+        description["factor_weights"] = asdict(self.weights)
+        with _atomic(directory / WEIGHTS) as tmp:
+            torch.save(self.net.state_dict(), tmp)
+        with _atomic(directory / DESCRIPTION) as tmp:
+            Path(tmp).write_text(yaml.safe_dump(description, sort_keys=False))
+        self.description = description
+
+    @torch.no_grad()
+    def encode(self, images: np.ndarray, background: np.ndarray) -> np.ndarray:
+        if images.shape[1:3] != (self.arch.image_height, self.arch.image_width):
+            raise ModelError(
+                f"tactile image is {images.shape[1]}x{images.shape[2]} but the model takes "
+                f"{self.arch.image_height}x{self.arch.image_width}"
+            )
+        return self.net.encode(torch.from_numpy(preprocess(images, background, self.arch))).numpy()
+
+    @torch.no_grad()
+    def relative_poses(self, codes_i: np.ndarray, codes_j: np.ndarray) -> np.ndarray:
+        return self.net.pair(torch.from_numpy(codes_i), torch.from_numpy(codes_j)).double().numpy()
+
+
+class _atomic:
+    """A temporary path next to ``target`` that replaces it only when the block succeeds."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __enter__(self) -> str:
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)
