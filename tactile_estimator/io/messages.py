@@ -1,0 +1,378 @@
+"""ROS 2 message <-> record conversion, without ROS.
+
+Messages are the dataclass objects of a ``rosbags`` typestore (ROS 2 Humble definitions), which is
+what bag reading yields and what the Cyclone DDS transport can be fed. Incoming messages become the
+plain records of :mod:`tactile_estimator.records`; a malformed one raises :class:`InputRejected`,
+whose ``reason`` is a short key so that callers count dropped inputs instead of crashing or
+silently using bad data. The builders go the other way, for the simulator and the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import cv2
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys.store import Typestore
+
+from tactile_estimator.geometry import quaternion_from_yaw, yaw_from_quaternion
+from tactile_estimator.records import CameraDetection, ObjectInfo, PoseSample, TactileFrame
+
+TYPESTORE: Typestore = get_typestore(Stores.ROS2_HUMBLE)
+"""The message definitions used everywhere: ROS 2 Humble, the distribution the package targets."""
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+POSE_WITH_COVARIANCE_STAMPED = "geometry_msgs/msg/PoseWithCovarianceStamped"
+STRING = "std_msgs/msg/String"
+PATH = "nav_msgs/msg/Path"
+
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+POSE_TYPES = (POSE_STAMPED, POSE_WITH_COVARIANCE_STAMPED)
+
+RAW_ENCODINGS = ("rgb8", "bgr8")
+QUATERNION_NORM_TOL = 1e-3
+"""How far |q| may be from 1: float32 round trips stay far inside it, a hand-typed (0, 0, 0, 0) does not."""
+
+# x, y and yaw rows/columns of ROS's 6x6 pose covariance (order x, y, z, roll, pitch, yaw).
+_PLANAR_INDEX = np.array([0, 1, 5])
+
+_OBJECT_SIZES = {"rect": 2, "disc": 1, "ellipse": 2}
+
+REASONS = (
+    "bad_image_encoding",
+    "bad_image_size",
+    "bad_image_data",
+    "nan_pose",
+    "non_planar_pose",
+    "bad_covariance",
+    "bad_object_info",
+    "unsupported_type",
+)
+"""Every ``InputRejected.reason``, so that counters can be created up front."""
+
+
+class InputRejected(ValueError):
+    """A message that cannot become a record; ``reason`` is the key callers count drops under."""
+
+    def __init__(self, reason: str, topic: str, stamp_ns: int | None, detail: str) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.stamp_ns = stamp_ns
+        self.detail = " ".join(detail.split())
+        where = topic if stamp_ns is None else f"{topic} at {_format_stamp(stamp_ns)}"
+        super().__init__(f"{where}: {self.detail}")
+
+    def __reduce__(self) -> tuple[type[InputRejected], tuple[str, str, int | None, str]]:
+        # Picklable (e.g. raised in a DataLoader worker process) despite the custom signature.
+        return (type(self), (self.reason, self.topic, self.stamp_ns, self.detail))
+
+
+def _format_stamp(stamp_ns: int) -> str:
+    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    return f"{sec}.{nsec:09d} s"
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """``builtin_interfaces/Time`` -> integer nanoseconds (the internal time representation)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int, typestore: Typestore = TYPESTORE) -> Any:
+    """Integer nanoseconds -> ``builtin_interfaces/Time`` (nanosec always in [0, 1e9), as ROS requires)."""
+    sec, nsec = divmod(int(ns), 1_000_000_000)
+    return typestore.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec)
+
+
+def _stamp_or_none(msg: Any) -> int | None:
+    """The header stamp of a message that may not have one (for naming a rejected message)."""
+    try:
+        return stamp_to_ns(msg.header.stamp)
+    except AttributeError:
+        return None
+
+
+def _header(stamp_ns: int, frame_id: str, typestore: Typestore) -> Any:
+    return typestore.types["std_msgs/msg/Header"](stamp=ns_to_stamp(stamp_ns, typestore), frame_id=frame_id)
+
+
+# ------------------------------------------------------------------------------------------- images
+
+
+def image_to_frame(msg: Any, msgtype: str, topic: str, expected_hw: tuple[int, int] | None = None) -> TactileFrame:
+    """An ``Image`` (rgb8/bgr8) or ``CompressedImage`` (jpeg/png) -> RGB uint8 ``TactileFrame``.
+
+    The image is copied, so the record does not pin (or alias) the message's buffer.
+    """
+    if msgtype not in IMAGE_TYPES:
+        raise InputRejected(
+            "unsupported_type",
+            topic,
+            _stamp_or_none(msg),
+            f"message type {msgtype} is not one of {', '.join(IMAGE_TYPES)}",
+        )
+    stamp_ns = stamp_to_ns(msg.header.stamp)
+    if msgtype == IMAGE:
+        rgb = _raw_image_rgb(msg, topic, stamp_ns)
+    else:
+        rgb = _compressed_image_rgb(msg, topic, stamp_ns)
+    if expected_hw is not None and tuple(rgb.shape[:2]) != tuple(expected_hw):
+        raise InputRejected(
+            "bad_image_size",
+            topic,
+            stamp_ns,
+            f"image is {rgb.shape[0]}x{rgb.shape[1]} (height x width), expected {expected_hw[0]}x{expected_hw[1]}",
+        )
+    return TactileFrame(stamp_ns=stamp_ns, image=rgb, frame_id=msg.header.frame_id)
+
+
+def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
+    encoding = str(msg.encoding).lower()
+    if encoding not in RAW_ENCODINGS:
+        raise InputRejected(
+            "bad_image_encoding", topic, stamp_ns, f"encoding '{msg.encoding}' is not one of {', '.join(RAW_ENCODINGS)}"
+        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
+    if height <= 0 or width <= 0:
+        raise InputRejected("bad_image_size", topic, stamp_ns, f"image is {height}x{width} (height x width)")
+    if step < 3 * width or data.size != step * height:
+        raise InputRejected(
+            "bad_image_data",
+            topic,
+            stamp_ns,
+            f"{data.size} bytes with step {step} do not make a {height}x{width} {encoding} image "
+            f"(need step >= {3 * width} and step * height = {step * height} bytes)",
+        )
+    # Rows may be padded (step > 3 * width); drop the padding.
+    pixels = data.reshape(height, step)[:, : 3 * width].reshape(height, width, 3)
+    if encoding == "bgr8":
+        pixels = pixels[..., ::-1]
+    return np.array(pixels, dtype=np.uint8, order="C", copy=True)
+
+
+def _compressed_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
+    fmt = str(msg.format).lower()
+    # image_transport writes e.g. "rgb8; jpeg compressed bgr8"; plain "jpeg"/"png" is common too.
+    if (fmt and not any(name in fmt for name in ("jpeg", "jpg", "png"))) or "compresseddepth" in fmt:
+        raise InputRejected(
+            "bad_image_encoding", topic, stamp_ns, f"compressed format '{msg.format}' is not jpeg or png"
+        )
+    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise InputRejected(
+            "bad_image_data", topic, stamp_ns, f"{data.size} bytes of '{msg.format}' data do not decode to an image"
+        )
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def compressed_image_msg(frame: TactileFrame, typestore: Typestore = TYPESTORE, quality: int = 90) -> Any:
+    """A JPEG ``CompressedImage``, formatted as image_transport's compressed plugin does."""
+    image = _check_rgb(frame.image)
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]
+    )
+    if not ok:
+        raise ValueError(f"JPEG encoding of a {image.shape} image failed")
+    return typestore.types[COMPRESSED_IMAGE](
+        header=_header(frame.stamp_ns, frame.frame_id, typestore),
+        format="rgb8; jpeg compressed bgr8",
+        data=np.asarray(encoded, dtype=np.uint8).reshape(-1),
+    )
+
+
+def image_msg(frame: TactileFrame, typestore: Typestore = TYPESTORE, encoding: str = "rgb8") -> Any:
+    """An uncompressed ``Image`` in rgb8 or bgr8, rows unpadded."""
+    if encoding not in RAW_ENCODINGS:
+        raise ValueError(f"encoding '{encoding}' is not one of {', '.join(RAW_ENCODINGS)}")
+    image = _check_rgb(frame.image)
+    if encoding == "bgr8":
+        image = image[..., ::-1]
+    height, width = image.shape[:2]
+    return typestore.types[IMAGE](
+        header=_header(frame.stamp_ns, frame.frame_id, typestore),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=3 * width,
+        data=np.ascontiguousarray(image, dtype=np.uint8).reshape(-1),
+    )
+
+
+def _check_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    return image
+
+
+# -------------------------------------------------------------------------------------------- poses
+
+
+def _planar_pose(msg: Any, msgtype: str, topic: str, max_tilt_rad: float) -> tuple[int, np.ndarray]:
+    """Stamp and (x, y, yaw) of a PoseStamped / PoseWithCovarianceStamped, rejecting what is not planar."""
+    if msgtype not in POSE_TYPES:
+        raise InputRejected(
+            "unsupported_type",
+            topic,
+            _stamp_or_none(msg),
+            f"message type {msgtype} is not one of {', '.join(POSE_TYPES)}",
+        )
+    stamp_ns = stamp_to_ns(msg.header.stamp)
+    pose = msg.pose if msgtype == POSE_STAMPED else msg.pose.pose
+    p, q = pose.position, pose.orientation
+    values = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+    if not all(math.isfinite(v) for v in values):
+        raise InputRejected(
+            "nan_pose",
+            topic,
+            stamp_ns,
+            f"pose has non-finite values: position ({p.x}, {p.y}, {p.z}), orientation ({q.x}, {q.y}, {q.z}, {q.w})",
+        )
+    norm = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w)
+    if abs(norm - 1.0) > QUATERNION_NORM_TOL:
+        raise InputRejected(
+            "nan_pose", topic, stamp_ns, f"orientation ({q.x}, {q.y}, {q.z}, {q.w}) has norm {norm:.6g}, not 1"
+        )
+    yaw, tilt = yaw_from_quaternion(q.x, q.y, q.z, q.w)
+    if tilt > max_tilt_rad:
+        raise InputRejected(
+            "non_planar_pose",
+            topic,
+            stamp_ns,
+            f"pose is tilted {math.degrees(tilt):.2f} deg from the table plane "
+            f"(limit {math.degrees(max_tilt_rad):.2f} deg)",
+        )
+    return stamp_ns, np.array([float(p.x), float(p.y), yaw])
+
+
+def pose_to_sample(msg: Any, msgtype: str, topic: str, max_tilt_rad: float = 0.05) -> PoseSample:
+    """A stamped pose (end-effector kinematics or motion capture) -> planar ``PoseSample``."""
+    stamp_ns, pose = _planar_pose(msg, msgtype, topic, max_tilt_rad)
+    return PoseSample(stamp_ns=stamp_ns, pose=pose, frame_id=msg.header.frame_id)
+
+
+def detection_to_record(msg: Any, msgtype: str, topic: str, max_tilt_rad: float = 0.05) -> CameraDetection:
+    """A camera tracker's stamped pose -> ``CameraDetection`` with the (x, y, yaw) covariance block.
+
+    An all-zero ROS covariance means "unknown" and becomes ``None``; anything else must be a usable
+    (finite, symmetric, positive definite) 3x3 block, or the detection is rejected.
+    """
+    stamp_ns, pose = _planar_pose(msg, msgtype, topic, max_tilt_rad)
+    covariance = None
+    if msgtype == POSE_WITH_COVARIANCE_STAMPED:
+        covariance = _planar_covariance(msg.pose.covariance, topic, stamp_ns)
+    return CameraDetection(stamp_ns=stamp_ns, pose=pose, covariance=covariance, frame_id=msg.header.frame_id)
+
+
+def _planar_covariance(values: Any, topic: str, stamp_ns: int) -> np.ndarray | None:
+    full = np.asarray(values, dtype=float).reshape(-1)
+    if full.size != 36:
+        raise InputRejected("bad_covariance", topic, stamp_ns, f"covariance has {full.size} entries, expected 36")
+    if not np.all(np.isfinite(full)):
+        raise InputRejected("bad_covariance", topic, stamp_ns, "covariance has non-finite entries")
+    if not np.any(full):
+        return None
+    cov = full.reshape(6, 6)[np.ix_(_PLANAR_INDEX, _PLANAR_INDEX)].copy()
+    scale = max(float(np.max(np.abs(cov))), 1e-300)
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=1e-9 * scale):
+        raise InputRejected("bad_covariance", topic, stamp_ns, f"x, y, yaw covariance is not symmetric: {cov.tolist()}")
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise InputRejected(
+            "bad_covariance", topic, stamp_ns, f"x, y, yaw covariance is not positive definite: {cov.tolist()}"
+        ) from None
+    return cov
+
+
+def _pose_msg(pose_xyt: Any, typestore: Typestore) -> Any:
+    x, y, theta = (float(v) for v in np.asarray(pose_xyt, dtype=float).reshape(3))
+    qx, qy, qz, qw = quaternion_from_yaw(theta)
+    types = typestore.types
+    return types["geometry_msgs/msg/Pose"](
+        position=types["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
+        orientation=types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw),
+    )
+
+
+def pose_stamped_msg(stamp_ns: int, pose_xyt: Any, frame_id: str, typestore: Typestore = TYPESTORE) -> Any:
+    """A planar pose (x, y, theta) as a ``PoseStamped`` on the table plane (z = 0)."""
+    return typestore.types[POSE_STAMPED](
+        header=_header(stamp_ns, frame_id, typestore), pose=_pose_msg(pose_xyt, typestore)
+    )
+
+
+def pose_with_covariance_msg(
+    stamp_ns: int, pose_xyt: Any, cov3x3: Any, frame_id: str, typestore: Typestore = TYPESTORE
+) -> Any:
+    """A planar pose and its 3x3 (x, y, theta) covariance as a ``PoseWithCovarianceStamped``."""
+    cov3 = np.asarray(cov3x3, dtype=float)
+    if cov3.shape != (3, 3):
+        raise ValueError(f"covariance must be 3x3, got {cov3.shape}")
+    full = np.zeros((6, 6))
+    full[np.ix_(_PLANAR_INDEX, _PLANAR_INDEX)] = cov3
+    # z, roll and pitch stay 0: the planar model holds them fixed (exactly known), it does not
+    # estimate them; a large "unknown" variance would make RViz draw a huge ellipsoid instead.
+    types = typestore.types
+    return types[POSE_WITH_COVARIANCE_STAMPED](
+        header=_header(stamp_ns, frame_id, typestore),
+        pose=types["geometry_msgs/msg/PoseWithCovariance"](
+            pose=_pose_msg(pose_xyt, typestore), covariance=full.reshape(36)
+        ),
+    )
+
+
+def path_msg(stamp_ns: int, poses: Iterable[tuple[int, Any]], frame_id: str, typestore: Typestore = TYPESTORE) -> Any:
+    """A ``nav_msgs/Path`` from (stamp_ns, (x, y, theta)) pairs, each pose keeping its own stamp."""
+    return typestore.types[PATH](
+        header=_header(stamp_ns, frame_id, typestore),
+        poses=[pose_stamped_msg(t, pose, frame_id, typestore) for t, pose in poses],
+    )
+
+
+# ------------------------------------------------------------------------------------ text messages
+
+
+def string_msg(text: str, typestore: Typestore = TYPESTORE) -> Any:
+    """A ``std_msgs/String``."""
+    return typestore.types[STRING](data=str(text))
+
+
+def object_info_to_text(info: ObjectInfo) -> str:
+    """ObjectInfo -> the JSON carried by ``/object_info`` (a String, so any ROS tool can show it)."""
+    return json.dumps({"shape": info.shape, "size": [float(s) for s in info.size]})
+
+
+def object_info_from_text(text: str, topic: str) -> ObjectInfo:
+    """The JSON of ``/object_info`` -> ObjectInfo, rejecting what the object model cannot use."""
+
+    def reject(detail: str) -> InputRejected:
+        return InputRejected("bad_object_info", topic, None, detail)
+
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise reject(f"object info is not JSON ({exc}): {str(text)[:80]!r}") from None
+    if not isinstance(data, dict) or "shape" not in data or "size" not in data:
+        raise reject(f"object info needs keys 'shape' and 'size', got {str(text)[:80]!r}")
+    shape, size = data["shape"], data["size"]
+    if shape not in _OBJECT_SIZES:
+        raise reject(f"object shape {shape!r} is not one of {', '.join(_OBJECT_SIZES)}")
+    if (
+        not isinstance(size, list)
+        or len(size) != _OBJECT_SIZES[shape]
+        or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in size)
+    ):
+        raise reject(f"object size {size!r} for shape '{shape}' needs {_OBJECT_SIZES[shape]} positive number(s)")
+    return ObjectInfo(shape=shape, size=tuple(float(s) for s in size))
