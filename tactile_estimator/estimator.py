@@ -80,6 +80,7 @@ class Estimator:
         self._episode = -1
         self._last_estimate: Estimate | None = None
         self._latest: dict[Key, np.ndarray] = {}
+        self._camera_used: list[np.ndarray] = []
         self._recent_images: dict[int, np.ndarray] = {}  # images of the steps within the tactile window
 
     # ----------------------------------------------------------------------------------- inputs
@@ -336,6 +337,7 @@ class Estimator:
             sigmas = (np.sqrt(np.diag(det.covariance)) if det.covariance is not None
                       else np.asarray(self.config.noise.camera))
             factors.append(Factor("camera", (object_key(best),), np.asarray(det.pose, dtype=float), sigmas))
+            self._camera_used.append(np.asarray(det.pose, dtype=float))
         self._pending_camera = keep
         if factors:
             try:
@@ -381,6 +383,10 @@ class Estimator:
         stamps = np.array([s.stamp_ns for s in self.steps], dtype=np.int64)
         poses = np.array([values[object_key(s.index)] for s in self.steps]).reshape(-1, 3)
         return stamps, poses
+
+    def camera_poses(self) -> list[np.ndarray]:
+        """The camera detections that became factors."""
+        return list(self._camera_used)
 
     @property
     def last_estimate(self) -> Estimate | None:

@@ -1,0 +1,203 @@
+"""Offline replay: a bag's messages in log-time order through the live path, then figures.
+
+For each bag: estimates.csv, metrics.json (when the bag has ground truth), a PNG of the paths,
+and on request a copy of the bag with the estimates added as topics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tactile_estimator import metrics
+from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.config import ConfigError, EstimatorConfig
+from tactile_estimator.estimator import Estimator
+from tactile_estimator.factors import ObjectModel
+from tactile_estimator.io import bags, messages
+from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.objects import Shape
+from tactile_estimator.plotting import plot_replay
+from tactile_estimator.records import Estimate
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMESPACE = "/tactile_estimator"
+
+
+@dataclass
+class ReplayResult:
+    bag: Path
+    out_dir: Path
+    shape: Shape
+    estimates: list[Estimate]
+    smoothed_stamps: np.ndarray
+    smoothed_poses: np.ndarray
+    metrics: dict[str, Any]
+    plot: Path
+    written_bag: Path | None = None
+    truth: tuple[np.ndarray, np.ndarray] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def object_shape(bag: Path, config: EstimatorConfig) -> Shape:
+    """The configured shape, or the one the bag records on its object_info topic."""
+    if config.object.shape != "from_bag":
+        try:
+            return Shape(config.object.shape, tuple(config.object.size))
+        except ValueError as error:
+            raise ConfigError(f"object: {error}") from None
+    topic = config.topics.object_info
+    for message in bags.read_messages(bag, [topic]):
+        try:
+            return Shape.from_info(messages.object_info_from_text(message.msg.data, topic))
+        except (messages.InputRejected, ValueError) as error:
+            raise bags.BagError(f"bag {bag}: {topic} does not describe an object: {error}") from None
+    raise bags.BagError(f"bag {bag} has no {topic}; set object.shape and object.size in the config")
+
+
+def required_topics(config: EstimatorConfig) -> list[list[str]]:
+    required = [tactile_topics(config), [config.topics.ee_pose]]
+    if not config.initial_object_pose:
+        required.append([config.topics.camera])
+    return required
+
+
+def replay_bag(
+    bag: str | os.PathLike[str],
+    config: EstimatorConfig,
+    model: TactileModel,
+    out_dir: str | os.PathLike[str],
+    write_bag: bool = False,
+) -> ReplayResult:
+    bag = bags.resolve_bag(bag)
+    bags.require_topics(bag, required_topics(config))
+    shape = object_shape(bag, config)
+    estimator = Estimator(config, model, ObjectModel.for_shape(shape))
+    router = StreamRouter(estimator)
+    truth_topic = config.topics.ground_truth
+    estimates: list[Estimate] = []
+    truth: list[tuple[int, np.ndarray]] = []
+    warnings: list[str] = []
+
+    def warn(text: str) -> None:
+        warnings.append(text)
+        log.warning(text)
+
+    for message in bags.read_messages(bag, [*router.topics, truth_topic], warn=warn):
+        if message.topic == truth_topic:
+            try:
+                sample = messages.pose_to_sample(message.msg, message.msgtype, truth_topic, np.pi)
+                truth.append((sample.stamp_ns, sample.pose))
+            except messages.InputRejected as rejected:
+                estimator.reject("bad_ground_truth", str(rejected))
+            continue
+        estimates.extend(router.handle(message.topic, message.msgtype, message.msg))
+    estimates.extend(estimator.flush())
+    stamps, smoothed = estimator.trajectory()
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "estimates.csv", estimates)
+    truth_arrays = (np.array([t for t, _ in truth]), np.array([p for _, p in truth])) if truth else None
+    figures = _figures(estimator, estimates, stamps, smoothed, truth_arrays)
+    (out / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
+    plot_path = out / "paths.png"
+    online = (np.array([e.stamp_ns for e in estimates]), np.array([e.pose for e in estimates]).reshape(-1, 3))
+    errors, truth_plot = None, None
+    if truth_arrays is not None and len(estimates):
+        errors = metrics.pose_errors(online[1], metrics.interpolate_poses(*truth_arrays, online[0])[0])
+        truth_plot = (stamps, metrics.interpolate_poses(*truth_arrays, stamps)[0])
+    plot_replay(
+        plot_path, f"{bag.name} ({shape.kind})", shape, truth_plot, online, (stamps, smoothed),
+        np.array(estimator.camera_poses()).reshape(-1, 3),
+        np.array([e.in_contact for e in estimates], dtype=bool), errors,
+    )
+    written = None
+    if write_bag:
+        written = out / f"{bag.name}_with_estimates"
+        bags.copy_bag_with(bag, written, _estimate_messages(estimates, stamps, smoothed, config), overwrite=True)
+    return ReplayResult(bag, out, shape, estimates, stamps, smoothed, figures, plot_path, written, truth_arrays,
+                        warnings)
+
+
+def _figures(
+    estimator: Estimator,
+    estimates: list[Estimate],
+    stamps: np.ndarray,
+    smoothed: np.ndarray,
+    truth: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "steps": len(estimator.steps),
+        "estimates": len(estimates),
+        "update_latency_ms": metrics.latency_summary(np.array([e.update_ms for e in estimates])),
+        "dropped_inputs": dict(sorted(estimator.dropped.items())),
+        "events": dict(sorted(estimator.events.items())),
+        "skipped_frames": estimator.skipped_frames,
+        "contact_fraction": float(np.mean([e.in_contact for e in estimates])) if estimates else 0.0,
+    }
+    if truth is not None and estimates:
+        online_stamps = np.array([e.stamp_ns for e in estimates])
+        at, inside = metrics.interpolate_poses(*truth, online_stamps)
+        trans, rot = metrics.pose_errors(np.array([e.pose for e in estimates])[inside], at[inside])
+        at_s, inside_s = metrics.interpolate_poses(*truth, stamps)
+        f_trans, f_rot = metrics.pose_errors(smoothed[inside_s], at_s[inside_s])
+        figures.update(
+            rmse_translation_m=metrics.rmse(trans),
+            rmse_rotation_rad=metrics.rmse(rot),
+            final_rmse_translation_m=metrics.rmse(f_trans),
+            final_rmse_rotation_rad=metrics.rmse(f_rot),
+            final_translation_error_m=float(f_trans[-1]) if len(f_trans) else float("nan"),
+        )
+    return figures
+
+
+def _write_csv(path: Path, estimates: list[Estimate]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["stamp_ns", "step", "x", "y", "theta", "var_x", "var_y", "var_theta", "in_contact"])
+        for e in estimates:
+            var = np.diag(e.covariance)
+            writer.writerow([e.stamp_ns, e.step, *(f"{v:.6f}" for v in e.pose), *(f"{v:.3e}" for v in var),
+                             int(e.in_contact)])
+
+
+def _estimate_messages(
+    estimates: list[Estimate], stamps: np.ndarray, smoothed: np.ndarray, config: EstimatorConfig
+) -> list[tuple[str, str, int, Any]]:
+    world = config.frames.world
+    out: list[tuple[str, str, int, Any]] = [
+        (f"{OUTPUT_NAMESPACE}/object_pose", messages.POSE_WITH_COVARIANCE_STAMPED, e.stamp_ns,
+         messages.pose_with_covariance_msg(e.stamp_ns, e.pose, e.covariance, world))
+        for e in estimates
+    ]
+    if len(stamps):
+        out.append((f"{OUTPUT_NAMESPACE}/object_path", messages.PATH, int(stamps[-1]),
+                    messages.path_msg(int(stamps[-1]), list(zip(stamps.tolist(), smoothed, strict=True)), world)))
+    return out
+
+
+def summary_table(results: list[ReplayResult]) -> str:
+    header = ("bag", "object", "steps", "rmse mm", "rmse deg", "final mm", "final deg", "p99 ms", "dropped")
+    rows = [header]
+    for r in results:
+        m = r.metrics
+        errors = ["-"] * 4
+        if "rmse_translation_m" in m:
+            errors = [f"{m['rmse_translation_m'] * 1e3:.2f}", f"{np.degrees(m['rmse_rotation_rad']):.2f}",
+                      f"{m['final_rmse_translation_m'] * 1e3:.2f}", f"{np.degrees(m['final_rmse_rotation_rad']):.2f}"]
+        latency = f"{m['update_latency_ms']['p99']:.2f}"
+        rows.append((r.bag.name, r.shape.kind, str(m["steps"]), *errors, latency,
+                     str(sum(m["dropped_inputs"].values()))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

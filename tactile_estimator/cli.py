@@ -1,0 +1,144 @@
+"""tactile-estimator {simulate, pretrain, replay}: the offline jobs, without ROS.
+
+Every error a user can cause ends in one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from tactile_estimator.config import FACTOR_FAMILIES, ConfigError, EstimatorConfig, load_estimator_config
+
+log = logging.getLogger("tactile_estimator")
+
+
+def _config(args: argparse.Namespace) -> EstimatorConfig:
+    """The parameter file, then the command line: --backend replaces, --disable-factor adds."""
+    overrides = {"backend": args.backend} if getattr(args, "backend", None) else {}
+    config = load_estimator_config(args.config, overrides)
+    config.disabled_factors = sorted(set(config.disabled_factors) | set(getattr(args, "disable_factor", [])))
+    return config.validate()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from tactile_estimator.objects import DEFAULT_SIZES, Shape
+    from tactile_estimator.sim.pushing import SensorNoise, simulate_run
+    from tactile_estimator.sim.recording import write_run_bag
+
+    kinds = [k.strip() for k in args.object.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in DEFAULT_SIZES:
+            raise ConfigError(f"--object: '{kind}' is unknown; expected rect, disc or ellipse")
+    noise = SensorNoise(camera_dropout=args.camera_dropout)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for run in range(args.runs):
+        kind = kinds[run % len(kinds)]
+        seed = args.seed + run
+        result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise)
+        path = out / f"run_{seed:04d}_{kind}"
+        write_run_bag(result, path, storage=args.storage)
+        contact = sum(result.in_contact) / max(len(result.in_contact), 1)
+        print(f"{path}  {kind}  {args.steps} steps  contact {contact:.0%}  "
+              f"camera detections {len(result.camera)}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tactile_estimator.learning.datasets import expand_bag_paths
+    from tactile_estimator.learning.pretrain import pretrain
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = _config(args)
+    bags = expand_bag_paths(args.bags)
+    val = expand_bag_paths(args.val) if args.val else []
+    if not val and len(bags) >= 4:
+        n_val = max(1, len(bags) // 6)
+        bags, val = bags[:-n_val], bags[-n_val:]
+    command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = pretrain(bags, val, Path(args.out), config, epochs=args.epochs, seed=args.seed, command=command)
+    rmse = result["validation_rmse"]
+    print(f"model written to {args.out}: validation RMSE x {rmse[0] * 1e3:.2f} mm, y {rmse[1] * 1e3:.2f} mm, "
+          f"theta {rmse[2] * 57.2958:.2f} deg")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tactile_estimator.adapters.replay import replay_bag, summary_table
+    from tactile_estimator.learning.datasets import expand_bag_paths
+    from tactile_estimator.networks.tactile import TactileModel
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    config = _config(args)
+    model = TactileModel.load(args.model or config.model or None)
+    bags = expand_bag_paths(args.bags)
+    out = Path(args.out)
+    results = []
+    for bag in bags:
+        result = replay_bag(bag, config, model, out / bag.name, write_bag=args.write_bag)
+        results.append(result)
+    print(summary_table(results))
+    for r in results:
+        extra = f"  bag: {r.written_bag}" if r.written_bag else ""
+        print(f"{r.bag.name}: plot {r.plot}  metrics {r.out_dir / 'metrics.json'}{extra}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tactile-estimator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", help="write simulated pushing runs as rosbag2 recordings")
+    sim.add_argument("--out", required=True, help="directory for one bag per run")
+    sim.add_argument("--runs", type=int, default=1)
+    sim.add_argument("--steps", type=int, default=300, help="tactile frames per run (30 Hz)")
+    sim.add_argument("--object", default="rect", help="rect, disc, ellipse, or a comma list used in turn")
+    sim.add_argument("--seed", type=int, default=0, help="run i uses seed + i")
+    sim.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    sim.add_argument("--camera-dropout", type=float, default=0.3, help="least fraction of camera frames lost")
+    sim.set_defaults(func=cmd_simulate)
+
+    pre = sub.add_parser("pretrain", help="train the tactile network from bags with ground truth")
+    pre.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
+    pre.add_argument("--out", required=True, help="model directory to write")
+    pre.add_argument("--val", nargs="*", default=[], help="validation bags (default: the last sixth)")
+    pre.add_argument("--epochs", type=int, default=30)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--config", help="estimator parameter file (topics, offsets)")
+    pre.set_defaults(func=cmd_pretrain)
+
+    rep = sub.add_parser("replay", help="run the estimator over bags and report errors, latency and plots")
+    rep.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
+    rep.add_argument("--model", help="model directory (default: the shipped models/)")
+    rep.add_argument("--config", help="estimator parameter file (config/estimator.yaml format)")
+    rep.add_argument("--backend", choices=["isam2"], help="solver backend")
+    rep.add_argument("--disable-factor", action="append", choices=FACTOR_FAMILIES, default=[],
+                     help="switch a factor family off (repeatable)")
+    rep.add_argument("--out", default="replay_out", help="output directory, one folder per bag")
+    rep.add_argument("--write-bag", action="store_true", help="also write a copy of each bag with the estimates")
+    rep.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tactile_estimator.io.bags import BagError
+    from tactile_estimator.learning.datasets import DatasetError
+    from tactile_estimator.networks.tactile import ModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (BagError, ConfigError, ModelError, DatasetError, FileNotFoundError) as error:
+        print(f"tactile-estimator: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tactile-estimator: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

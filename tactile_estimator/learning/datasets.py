@@ -1,0 +1,121 @@
+"""Training data from bags: tactile frames aligned with end-effector poses and ground truth.
+
+Each bag becomes a ``Trajectory``: per tactile frame, the image's network input, the end-effector
+pose (interpolated from the pose stream, as the estimator does), the ground-truth object pose
+and contact as the estimator reads it from the image. Pairs (i, j) within a contact episode at the
+estimator's tactile offsets are the supervised examples; their target is s_i⁻¹ s_j.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.contact_detection import ContactDetector
+from tactile_estimator.factors.tactile import relative_sensor_motion
+from tactile_estimator.io import bags, messages
+from tactile_estimator.metrics import interpolate_poses
+from tactile_estimator.networks.tactile import Architecture, preprocess
+from tactile_estimator.objects import Shape
+
+
+class DatasetError(ValueError):
+    """Bags that cannot be used for training; the message names the bag and what it lacks."""
+
+
+@dataclass
+class Trajectory:
+    bag: Path
+    shape: Shape | None
+    stamps: np.ndarray  # (T,) ns
+    inputs: np.ndarray  # (T, 3, h, w) float32 network input
+    ee: np.ndarray  # (T, 3)
+    truth: np.ndarray  # (T, 3)
+    in_contact: np.ndarray  # (T,) bool
+    episode: np.ndarray  # (T,) int, -1 out of contact
+
+
+def expand_bag_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Bags given directly, or every bag found one level below a directory that is not itself a bag."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and not (path / "metadata.yaml").exists():
+            children = sorted(
+                p for p in path.iterdir() if (p / "metadata.yaml").exists() or p.suffix in (".mcap", ".db3")
+            )
+            if not children:
+                raise bags.BagError(f"{path} is not a bag and holds no bags")
+            found.extend(children)
+        else:
+            found.append(bags.resolve_bag(path))
+    return found
+
+
+def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: Architecture) -> Trajectory:
+    bag = bags.resolve_bag(bag)
+    topics = config.topics
+    tactile = [topics.tactile, topics.tactile.rstrip("/") + "/compressed"]
+    try:
+        bags.require_topics(bag, [tactile, [topics.ee_pose], [topics.ground_truth]])
+    except bags.MissingTopicsError as error:
+        raise DatasetError(f"training needs ground truth: {error}") from None
+    frames, ee, truth = [], [], []
+    shape = None
+    hw = (arch.image_height, arch.image_width)
+    for message in bags.read_messages(bag, [*tactile, topics.ee_pose, topics.ground_truth, topics.object_info]):
+        try:
+            if message.topic in tactile:
+                frames.append(messages.image_to_frame(message.msg, message.msgtype, message.topic, hw))
+            elif message.topic == topics.ee_pose:
+                s = messages.pose_to_sample(message.msg, message.msgtype, message.topic, config.max_tilt_rad)
+                ee.append((s.stamp_ns, s.pose))
+            elif message.topic == topics.ground_truth:
+                s = messages.pose_to_sample(message.msg, message.msgtype, message.topic, np.pi)
+                truth.append((s.stamp_ns, s.pose))
+            elif message.topic == topics.object_info and shape is None:
+                shape = Shape.from_info(messages.object_info_from_text(message.msg.data, message.topic))
+        except messages.InputRejected:
+            continue  # training uses what is clean; the estimator's replay reports what is not
+    if not frames or len(ee) < 2 or len(truth) < 2:
+        raise DatasetError(f"bag {bag}: too few usable tactile frames, end-effector poses or ground-truth poses")
+    frames.sort(key=lambda f: f.stamp_ns)
+    stamps = np.array([f.stamp_ns for f in frames])
+    ee_at, ee_ok = interpolate_poses(np.array([t for t, _ in ee]), np.array([p for _, p in ee]), stamps)
+    truth_at, truth_ok = interpolate_poses(np.array([t for t, _ in truth]), np.array([p for _, p in truth]), stamps)
+    keep = ee_ok & truth_ok
+    detector = ContactDetector(config.contact)
+    contact = np.array([bool(detector.update(f.image)) for f in frames])
+    background = detector.background if detector.background is not None else frames[0].image
+    inputs = np.concatenate([
+        preprocess(np.stack([f.image for f in frames[i:i + 64]]), background, arch) for i in range(0, len(frames), 64)
+    ])
+    episode = np.full(len(frames), -1)
+    current = -1
+    for i, c in enumerate(contact):
+        if c:
+            if i == 0 or not contact[i - 1]:
+                current += 1
+            episode[i] = current
+    return Trajectory(bag, shape, stamps[keep], inputs[keep], ee_at[keep], truth_at[keep], contact[keep],
+                      episode[keep])
+
+
+def tactile_pairs(trajectory: Trajectory, offsets: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (i, j) of frames in the same contact episode at the given offsets, and targets s_i⁻¹ s_j."""
+    i_idx, j_idx = [], []
+    n = len(trajectory.stamps)
+    for d in offsets:
+        i = np.arange(max(n - d, 0))
+        same = (trajectory.episode[i] >= 0) & (trajectory.episode[i] == trajectory.episode[i + d])
+        i_idx.append(i[same])
+        j_idx.append(i[same] + d)
+    i_all = np.concatenate(i_idx) if i_idx else np.zeros(0, int)
+    j_all = np.concatenate(j_idx) if j_idx else np.zeros(0, int)
+    t = trajectory
+    targets = relative_sensor_motion(t.truth[i_all], t.ee[i_all], t.truth[j_all], t.ee[j_all]).reshape(-1, 3)
+    return i_all, j_all, targets

@@ -1,0 +1,155 @@
+"""Supervised pretraining of the tactile network from bags with ground truth.
+
+The factor weights written with the model are not guesses: the tactile standard deviations are
+the network's RMS error on the validation pairs, and the pushing ones the RMS of the pushing
+residual at ground truth on the training bags. They are the documented starting point that LEO
+training improves on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tactile_estimator import factors
+from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.factors import ObjectModel
+from tactile_estimator.learning.datasets import DatasetError, Trajectory, load_trajectory, tactile_pairs
+from tactile_estimator.networks.tactile import Architecture, FactorWeights, TactileModel, TactileNet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairSet:
+    inputs: torch.Tensor  # all frames of all trajectories, (F, 3, h, w)
+    first: torch.Tensor  # (P,) frame index of i
+    second: torch.Tensor  # (P,) frame index of j
+    targets: torch.Tensor  # (P, 3)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def pair_set(trajectories: list[Trajectory], offsets: list[int]) -> PairSet:
+    inputs, first, second, targets = [], [], [], []
+    base = 0
+    for t in trajectories:
+        i, j, target = tactile_pairs(t, offsets)
+        inputs.append(t.inputs)
+        first.append(i + base)
+        second.append(j + base)
+        targets.append(target)
+        base += len(t.inputs)
+    if not any(len(f) for f in first):
+        raise DatasetError("no tactile pairs in contact: the bags show no contact episodes")
+    return PairSet(
+        torch.from_numpy(np.concatenate(inputs)), torch.from_numpy(np.concatenate(first)),
+        torch.from_numpy(np.concatenate(second)), torch.from_numpy(np.concatenate(targets)).float(),
+    )
+
+
+def predict(net: TactileNet, pairs: PairSet, batch: int = 512) -> torch.Tensor:
+    net.eval()
+    out = []
+    with torch.no_grad():
+        codes = torch.cat([net.encode(pairs.inputs[k:k + batch]) for k in range(0, len(pairs.inputs), batch)])
+        for k in range(0, len(pairs), 4096):
+            out.append(net.pair(codes[pairs.first[k:k + 4096]], codes[pairs.second[k:k + 4096]]))
+    return torch.cat(out)
+
+
+def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
+    """RMS of the quasi-static pushing residual at ground truth, per component."""
+    residuals = []
+    for t in trajectories:
+        if t.shape is None:
+            continue
+        model = ObjectModel.for_shape(t.shape)
+        k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
+        if len(k):
+            poses = [t.truth[k - 1], t.truth[k], t.ee[k - 1], t.ee[k]]
+            residuals.append(factors.FAMILIES["pushing"].residual(poses, np.zeros((len(k), 0)), model))
+    if not residuals:
+        return FactorWeights().pushing
+    rms = np.sqrt(np.mean(np.concatenate(residuals) ** 2, axis=0))
+    return [float(max(v, 1e-5)) for v in rms]
+
+
+def pretrain(
+    train_bags: list[Path],
+    val_bags: list[Path],
+    out_dir: Path,
+    config: EstimatorConfig,
+    epochs: int = 30,
+    seed: int = 0,
+    batch_pairs: int = 128,
+    learning_rate: float = 2e-3,
+    command: str = "",
+) -> dict[str, object]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    arch = Architecture(image_height=config.image_height, image_width=config.image_width)
+    train = [load_trajectory(b, config, arch) for b in train_bags]
+    val = [load_trajectory(b, config, arch) for b in val_bags] if val_bags else []
+    train_pairs = pair_set(train, config.tactile_offsets)
+    val_pairs = pair_set(val, config.tactile_offsets) if val else train_pairs
+    # Normalise the outputs by the spread of the targets, so every component weighs the same.
+    arch.output_scale = [float(max(s, 1e-4)) for s in train_pairs.targets.std(0).tolist()]
+    net = TactileNet(arch)
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    steps_per_epoch = max(1, len(train_pairs) // batch_pairs)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * steps_per_epoch)
+    scale = net.output_scale
+    history = []
+    for epoch in range(epochs):
+        net.train()
+        order = torch.from_numpy(rng.permutation(len(train_pairs)))
+        total = 0.0
+        for step in range(steps_per_epoch):
+            batch = order[step * batch_pairs:(step + 1) * batch_pairs]
+            frames, inverse = torch.unique(torch.cat([train_pairs.first[batch], train_pairs.second[batch]]),
+                                           return_inverse=True)
+            codes = net.encode(train_pairs.inputs[frames])
+            pred = net.pair(codes[inverse[: len(batch)]], codes[inverse[len(batch):]])
+            loss = torch.nn.functional.smooth_l1_loss(pred / scale, train_pairs.targets[batch] / scale)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss)
+        val_error = (predict(net, val_pairs) - val_pairs.targets).pow(2).mean(0).sqrt()
+        history.append({"epoch": epoch + 1, "train_loss": total / steps_per_epoch,
+                        "val_rmse": [float(v) for v in val_error]})
+        log.info("epoch %d: loss %.4f, validation RMSE x %.2f mm, y %.2f mm, θ %.2f°", epoch + 1,
+                 total / steps_per_epoch, val_error[0] * 1e3, val_error[1] * 1e3, math.degrees(val_error[2]))
+    val_rmse = history[-1]["val_rmse"] if history else [float("nan")] * 3
+    weights = FactorWeights(tactile=[float(max(v, 1e-4)) for v in val_rmse], pushing=pushing_sigmas(train))
+    model = TactileModel(arch, weights, net)
+    model.save(
+        out_dir,
+        training={
+            "method": "supervised",
+            "command": command,
+            "date": datetime.date.today().isoformat(),
+            "train_bags": [b.name for b in train_bags],
+            "val_bags": [b.name for b in val_bags],
+            "pairs": {"train": len(train_pairs), "val": len(val_pairs)},
+            "tactile_offsets": list(config.tactile_offsets),
+            "epochs": epochs,
+            "seed": seed,
+        },
+        validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2]},
+        normalisation={
+            "input": "tactile image minus the gel background (median of the first frames), area-downsampled, "
+                     "times architecture.input_scale",
+            "output": "pair head output times architecture.output_scale (std of the training targets)",
+        },
+    )
+    return {"history": history, "validation_rmse": val_rmse, "factor_weights": weights}
