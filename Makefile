@@ -27,8 +27,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check tactile_estimator test benchmarks launch setup.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/accuracy.py
-	$(PY) benchmarks/latency.py
+	$(PY) -m benchmarks.accuracy
+	$(PY) -m benchmarks.latency
 
 # Remake the shipped model in models/ (see models/model.yaml for what it was made from).
 model: $(STAMP)

@@ -69,9 +69,9 @@ class NoiseConfig:
     """Standard deviations of the factors that are not learned (x, y, theta or scalar)."""
 
     ee_prior: list[float] = field(default_factory=lambda: [0.0005, 0.0005, 0.002])
-    camera: list[float] = field(default_factory=lambda: [0.005, 0.005, math.radians(2.0)])
+    camera: list[float] = field(default_factory=lambda: [0.005, 0.005, 0.0349])
     contact: float = 0.001
-    first_pose: list[float] = field(default_factory=lambda: [0.005, 0.005, math.radians(2.0)])
+    first_pose: list[float] = field(default_factory=lambda: [0.005, 0.005, 0.0349])
 
 
 @dataclass

@@ -25,6 +25,7 @@ from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors.tactile import sensor_in_object
+from tactile_estimator.graph import FactorGraph
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.records import CameraDetection, Estimate, PoseSample, TactileFrame
 
@@ -65,6 +66,7 @@ class Estimator:
         self.events: Counter[str] = Counter()
         self.steps: list[Step] = []
         self.skipped_frames = 0
+        self.graph = FactorGraph()
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure
         self._ee: list[tuple[int, np.ndarray]] = []
@@ -229,6 +231,7 @@ class Estimator:
             self._recent_images[k] = frame.image
             self._recent_images.pop(k - max(self.config.tactile_offsets) - 1, None)
         factors, initial = self._factors_for(step, previous)
+        self.graph.add(factors, initial)
         events: list[str] = []
         try:
             self._backend.add(factors, initial)
@@ -340,6 +343,7 @@ class Estimator:
             self._camera_used.append(np.asarray(det.pose, dtype=float))
         self._pending_camera = keep
         if factors:
+            self.graph.add(factors, {})
             try:
                 self._backend.add(factors, {})
             except BackendError as error:

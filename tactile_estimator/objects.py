@@ -18,6 +18,7 @@ from tactile_estimator.records import ObjectInfo
 SHAPES = ("rect", "disc", "ellipse")
 DEFAULT_SIZES = {"rect": (0.10, 0.08), "disc": (0.05,), "ellipse": (0.065, 0.045)}
 TIP_RADIUS = 0.012  # m, radius of the gel tip's circle in the table plane
+_ELLIPSE_NEWTON_ITERATIONS = 16  # enough for 1e-6 m on semi-axis ratios up to 10
 
 
 @dataclass(frozen=True)
@@ -96,25 +97,46 @@ def _box_sdf(p: np.ndarray, hx: float, hy: float) -> tuple[np.ndarray, np.ndarra
 
 
 def _ellipse_sdf(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distance to the ellipse by Newton's method on the boundary parameter."""
+    """Exact distance to the ellipse (Eberly, "Distance from a point to an ellipse, an ellipsoid, or a
+    hyperellipsoid", 2013).
+
+    In the first quadrant, with the major semi-axis along x, the closest boundary point is
+    ``x_i = r_i y_i / (s + r_i)`` where s is the unique root of a function that is decreasing and
+    convex for s > -1. Newton's method started at a lower bound of the root therefore climbs to it
+    without overshooting, for points deep inside as well as outside. (Newton on the boundary angle
+    converged to the wrong critical point for points inside the ellipse's evolute.)
+    """
     px, py = p[..., 0], p[..., 1]
-    ax, ay = np.abs(px), np.abs(py)
-    t = np.arctan2(a * ay, b * ax)
-    for _ in range(8):
-        ct, st = np.cos(t), np.sin(t)
-        # d/dt of 0.5 |p - q(t)|^2 with q(t) = (a cos t, b sin t)
-        f = (a * a - b * b) * st * ct - ax * a * st + ay * b * ct
-        df = (a * a - b * b) * (ct * ct - st * st) - ax * a * ct - ay * b * st
-        t = np.clip(t - f / np.where(np.abs(df) < 1e-15, 1e-15, df), 0.0, np.pi / 2.0)
-    qx, qy = a * np.cos(t), b * np.sin(t)
-    dx, dy = ax - qx, ay - qy
-    dist = np.hypot(dx, dy)
+    swap = b > a
+    if swap:
+        px, py, a, b = py, px, b, a
+    y0, y1 = np.abs(px), np.abs(py)
+    z0, z1 = y0 / a, y1 / b
+    r0 = (a / b) ** 2
+    # On the major axis the root is -1 when the point is inside the evolute; a tiny z1 keeps the
+    # iteration finite there and the closest point's y comes from the ellipse equation below.
+    on_axis = z1 < 1e-12
+    z1 = np.where(on_axis, 1e-12, z1)
+    s = np.maximum(z1 - 1.0, r0 * z0 - r0)  # both are lower bounds of the root
+    for _ in range(_ELLIPSE_NEWTON_ITERATIONS):
+        g0, g1 = r0 * z0 / (s + r0), z1 / (s + 1.0)
+        residual = g0 * g0 + g1 * g1 - 1.0
+        if np.all(residual < 1e-12):
+            break
+        s = s + residual / (2.0 * (g0 * g0 / (s + r0) + g1 * g1 / (s + 1.0)))
+    qx = r0 * y0 / (s + r0)
+    qy = np.where(on_axis, b * np.sqrt(np.clip(1.0 - (qx / a) ** 2, 0.0, 1.0)), y1 / (s + 1.0))
+    # Put the closest point exactly on the boundary, whatever is left of the root's residual.
+    scale = np.hypot(qx / a, qy / b)
+    qx, qy = qx / scale, qy / scale
+    dist = np.hypot(y0 - qx, y1 - qy)
     inside = (px / a) ** 2 + (py / b) ** 2 < 1.0
-    # Normal of the boundary at q, pointing outwards; it is parallel to p - q away from the boundary.
+    # The gradient is the outward boundary normal at the closest point, parallel to p - q.
     nx, ny = qx / (a * a), qy / (b * b)
     nn = np.hypot(nx, ny)
-    sx, sy = np.where(px >= 0.0, 1.0, -1.0), np.where(py >= 0.0, 1.0, -1.0)
-    grad = np.stack([sx * nx / nn, sy * ny / nn], axis=-1)
+    gx = np.where(px >= 0.0, 1.0, -1.0) * nx / nn
+    gy = np.where(py >= 0.0, 1.0, -1.0) * ny / nn
+    grad = np.stack([gy, gx] if swap else [gx, gy], axis=-1)
     return np.where(inside, -dist, dist), grad
 
 

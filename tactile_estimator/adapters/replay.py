@@ -21,6 +21,7 @@ from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
+from tactile_estimator.graph import FactorGraph
 from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
@@ -44,6 +45,7 @@ class ReplayResult:
     plot: Path
     written_bag: Path | None = None
     truth: tuple[np.ndarray, np.ndarray] | None = None
+    graph: FactorGraph | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -125,7 +127,7 @@ def replay_bag(
         written = out / f"{bag.name}_with_estimates"
         bags.copy_bag_with(bag, written, _estimate_messages(estimates, stamps, smoothed, config), overwrite=True)
     return ReplayResult(bag, out, shape, estimates, stamps, smoothed, figures, plot_path, written, truth_arrays,
-                        warnings)
+                        estimator.graph, warnings)
 
 
 def _figures(

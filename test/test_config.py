@@ -1,0 +1,48 @@
+"""The configuration schema: the shipped file is valid, bad keys are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_parameter_file_matches_the_defaults() -> None:
+    assert load_estimator_config(ROOT / "config" / "estimator.yaml") == EstimatorConfig()
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"estimator_node": {"ros__parameters": {"topics": {"tactle": "/x"}}}}))
+    with pytest.raises(ConfigError, match=r"topics\.tactle: unknown parameter"):
+        load_estimator_config(path)
+
+
+def test_ill_typed_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"estimator_node": {"ros__parameters": {"tactile_offsets": ["one"]}}}))
+    with pytest.raises(ConfigError, match=r"tactile_offsets\[0\]: expected an integer"):
+        load_estimator_config(path)
+
+
+def test_dotted_ros_parameter_names_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"keyframe.every_n_frames": 3}}}))
+    assert load_estimator_config(path).keyframe.every_n_frames == 3
+
+
+def test_unknown_factor_family_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="disabled_factors: 'tactil' is unknown"):
+        load_estimator_config(None, {"disabled_factors": ["tactil"]})
+
+
+def test_missing_node_section_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {"epochs": 3}}}))
+    with pytest.raises(ConfigError, match="no section for node 'estimator_node'"):
+        load_estimator_config(path)
