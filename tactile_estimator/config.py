@@ -93,6 +93,7 @@ class EstimatorConfig:
     camera_max_offset_s: float = 0.05  # a detection further than this from every step is dropped
     initial_object_pose: list[float] = field(default_factory=list)  # empty: the first camera detection
     max_pending_s: float = 5.0
+    network_threads: int = 1  # torch threads for the tactile network; one is fastest for one frame at a time
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     object: ObjectConfig = field(default_factory=ObjectConfig)

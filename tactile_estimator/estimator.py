@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import Backend, BackendError, make_backend
@@ -60,6 +61,7 @@ def ee_key(k: int) -> Key:
 class Estimator:
     def __init__(self, config: EstimatorConfig, model: TactileModel, object_model: ObjectModel) -> None:
         self.config = config
+        torch.set_num_threads(config.network_threads)
         self.model = model
         self.object_model = object_model
         self.dropped: Counter[str] = Counter()
@@ -83,6 +85,7 @@ class Estimator:
         self._last_estimate: Estimate | None = None
         self._latest: dict[Key, np.ndarray] = {}
         self._camera_used: list[np.ndarray] = []
+        self._online: dict[int, np.ndarray] = {}
         self._recent_images: dict[int, np.ndarray] = {}  # images of the steps within the tactile window
 
     # ----------------------------------------------------------------------------------- inputs
@@ -254,6 +257,7 @@ class Estimator:
             events=tuple(events),
         )
         self._last_estimate = estimate
+        self._online[k] = estimate.pose
         return estimate
 
     def _keep(self, ee_pose: np.ndarray) -> bool:
@@ -385,7 +389,9 @@ class Estimator:
         except BackendError:
             pass
         stamps = np.array([s.stamp_ns for s in self.steps], dtype=np.int64)
-        poses = np.array([values[object_key(s.index)] for s in self.steps]).reshape(-1, 3)
+        # a step whose graph was given up before it was solved keeps its online estimate
+        poses = np.array([values.get(object_key(s.index), self._online.get(s.index, self._initial_pose))
+                          for s in self.steps]).reshape(-1, 3)
         return stamps, poses
 
     def camera_poses(self) -> list[np.ndarray]:

@@ -71,18 +71,21 @@ class Isam2Backend:
             values.insert(gtsam_key(key), gtsam.Pose2(*map(float, pose)))
         try:
             self._isam.update(graph, values)
-        except RuntimeError as error:  # gtsam raises IndeterminantLinearSystemException as RuntimeError
+        except (RuntimeError, IndexError) as error:  # IndeterminantLinearSystemException is a RuntimeError
             raise BackendError(str(error).strip().splitlines()[0]) from error
         self._keys.extend(initial)
 
     def estimate(self, keys: Sequence[Key] | None = None) -> dict[Key, np.ndarray]:
         keys = self._keys if keys is None else keys
-        return {k: pose_array(self._isam.calculateEstimatePose2(gtsam_key(k))) for k in keys}
+        try:
+            return {k: pose_array(self._isam.calculateEstimatePose2(gtsam_key(k))) for k in keys}
+        except (RuntimeError, IndexError) as error:
+            raise BackendError(str(error).strip().splitlines()[0]) from error
 
     def marginals(self, keys: Sequence[Key]) -> dict[Key, np.ndarray]:
         try:
             return {k: np.asarray(self._isam.marginalCovariance(gtsam_key(k))) for k in keys}
-        except RuntimeError as error:
+        except (RuntimeError, IndexError) as error:
             raise BackendError(str(error).strip().splitlines()[0]) from error
 
     def sample(self, n: int, keys: Sequence[Key], rng: np.random.Generator) -> np.ndarray:

@@ -123,7 +123,7 @@ def pretrain(
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss)
+            total += float(loss.detach())
         val_error = (predict(net, val_pairs) - val_pairs.targets).pow(2).mean(0).sqrt()
         history.append({"epoch": epoch + 1, "train_loss": total / steps_per_epoch,
                         "val_rmse": [float(v) for v in val_error]})

@@ -56,12 +56,16 @@ class TactileNet(nn.Module):
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        in_ch = 3
+        in_ch = 5  # RGB difference and two pixel-coordinate channels: where the imprint lies matters
         for out_ch in arch.channels:
             layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU()]
             in_ch = out_ch
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d((4, 3)), nn.Flatten())
-        self.project = nn.Linear(in_ch * 12, arch.embedding)
+        # Flatten a coarse map rather than pool it away: the imprint's position and angle are the signal.
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d((5, 4)), nn.Flatten())
+        self.project = nn.Linear(in_ch * 20, arch.embedding)
+        h, w = arch.image_height // arch.downsample, arch.image_width // arch.downsample
+        rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("coordinates", torch.stack([rows, cols])[None], persistent=False)
         self.head = nn.Sequential(
             nn.Linear(3 * arch.embedding, arch.head_hidden),
             nn.ReLU(),
@@ -73,7 +77,8 @@ class TactileNet(nn.Module):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) normalised difference images -> (B, embedding)."""
-        return self.project(self.encoder(images))
+        coordinates = self.coordinates.expand(images.shape[0], -1, -1, -1)
+        return self.project(self.encoder(torch.cat([images, coordinates], dim=1)))
 
     def pair(self, code_i: torch.Tensor, code_j: torch.Tensor) -> torch.Tensor:
         """(M, E), (M, E) -> (M, 3) relative pose in metres and radians."""
@@ -116,7 +121,7 @@ class TactileModel:
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
             net.load_state_dict(state)
-        except (RuntimeError, OSError, EOFError, ValueError) as error:
+        except Exception as error:  # torch raises pickle, zip and shape errors alike for a bad file
             raise ModelError(f"{weights_path}: cannot load weights: {str(error).splitlines()[0]}") from error
         return cls(arch, weights, net, description)
 

@@ -1,0 +1,144 @@
+"""Replay of real rosbag2 files through the live path, and the CLI's behaviour on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
+from tactile_estimator.cli import main
+from tactile_estimator.config import load_estimator_config
+from tactile_estimator.io import bags, messages
+from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.records import TactileFrame
+
+
+@pytest.fixture(scope="module")
+def model() -> TactileModel:
+    return TactileModel.load()
+
+
+def test_replay_writes_estimates_metrics_plot_and_bag(rect_bag: Path, model: TactileModel, tmp_path: Path) -> None:
+    result = replay_bag(rect_bag, load_estimator_config(), model, tmp_path, write_bag=True)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("rmse_translation_m", "rmse_rotation_rad", "final_rmse_translation_m", "final_rmse_rotation_rad",
+                "steps", "update_latency_ms", "dropped_inputs"):
+        assert key in metrics
+    assert metrics["steps"] == 150
+    assert set(metrics["update_latency_ms"]) == {"p50", "p99", "max"}
+    rows = (tmp_path / "estimates.csv").read_text().splitlines()
+    assert rows[0].startswith("stamp_ns,step,x,y,theta,var_x,var_y,var_theta")
+    assert len(rows) == 151
+    assert (tmp_path / "paths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = bags.bag_topics(result.written_bag)
+    assert written[f"{OUTPUT_NAMESPACE}/object_pose"] == messages.POSE_WITH_COVARIANCE_STAMPED
+    poses = [m for m in bags.read_messages(result.written_bag, [f"{OUTPUT_NAMESPACE}/object_pose"])]
+    assert len(poses) == 150
+    first = messages.detection_to_record(poses[0].msg, poses[0].msgtype, poses[0].topic)
+    np.testing.assert_allclose(first.pose, result.estimates[0].pose, atol=1e-9)
+
+
+def test_cli_replay_prints_a_table(rect_bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(rect_bag), "--out", str(tmp_path), "--disable-factor", "tactile"]) == 0
+    out = capsys.readouterr().out
+    assert "final mm" in out and rect_bag.name in out
+    assert (tmp_path / rect_bag.name / "paths.png").exists()
+
+
+def test_bare_mcap_file_replays(rect_bag: Path, tmp_path: Path) -> None:
+    (mcap,) = rect_bag.glob("*.mcap")
+    assert main(["replay", str(mcap), "--out", str(tmp_path), "--disable-factor", "tactile"]) == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tactile_estimator.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_bag_without_expected_topics_exits_2_naming_them(shared_bags: Path, tmp_path: Path) -> None:
+    result = run_cli("replay", str(shared_bags / "talker_mcap"), "--out", str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "/ee_pose" in lines[0] and "/digit/image_raw" in lines[0] and "/topic" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bag_of_unknown_types_gets_one_line(shared_bags: Path, tmp_path: Path) -> None:
+    result = run_cli("replay", str(shared_bags / "cdr_test_mcap"), "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_not_a_bag_and_truncated_bag_get_one_line(rect_bag: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a bag")
+    result = run_cli("replay", str(text), "--out", str(tmp_path / "o1"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "notes.txt" in result.stderr
+    (mcap,) = rect_bag.glob("*.mcap")
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    result = run_cli("replay", str(cut), "--out", str(tmp_path / "o2"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cut.mcap" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_messages_are_dropped_counted_and_the_estimate_goes_on(
+    rect_bag: Path, model: TactileModel, tmp_path: Path
+) -> None:
+    """Garbage on every input stream costs only the bad messages."""
+    original = list(bags.read_messages(rect_bag))
+    tactile = [m for m in original if m.topic.startswith("/digit")]
+    ee = [m for m in original if m.topic == "/ee_pose"]
+    stamp = lambda m: messages.stamp_to_ns(m.msg.header.stamp)  # noqa: E731
+    extra = []
+    # a mono image, a wrong-size image and undecodable JPEG bytes, between real frames
+    frame = messages.image_to_frame(tactile[10].msg, tactile[10].msgtype, tactile[10].topic)
+    mono = messages.image_msg(TactileFrame(stamp(tactile[10]) + 1000, frame.image), encoding="rgb8")
+    mono.encoding, mono.step, mono.data = "mono8", 240, mono.data[: 320 * 240]
+    extra.append(("/digit/image_raw", messages.IMAGE, tactile[10].log_time_ns + 1000, mono))
+    small = messages.image_msg(TactileFrame(stamp(tactile[20]) + 1000, frame.image[:100]))
+    extra.append(("/digit/image_raw", messages.IMAGE, tactile[20].log_time_ns + 1000, small))
+    junk = messages.compressed_image_msg(TactileFrame(stamp(tactile[30]) + 1000, frame.image))
+    junk.data = np.frombuffer(b"\xff\xd8 not a jpeg", dtype=np.uint8)
+    extra.append(("/digit/image_raw/compressed", messages.COMPRESSED_IMAGE, tactile[30].log_time_ns + 1000, junk))
+    # a repeated tactile stamp and one jumping back
+    extra.append(("/digit/image_raw/compressed", messages.COMPRESSED_IMAGE, tactile[40].log_time_ns + 1,
+                  messages.compressed_image_msg(TactileFrame(stamp(tactile[40]), frame.image))))
+    extra.append(("/digit/image_raw/compressed", messages.COMPRESSED_IMAGE, tactile[50].log_time_ns + 1,
+                  messages.compressed_image_msg(TactileFrame(stamp(tactile[45]), frame.image))))
+    # a NaN pose and a tilted pose on the end-effector stream
+    extra.append(("/ee_pose", messages.POSE_STAMPED, ee[100].log_time_ns + 1,
+                  messages.pose_stamped_msg(stamp(ee[100]) + 1000, [np.nan, 0.0, 0.0], "world")))
+    tilted = messages.pose_stamped_msg(stamp(ee[200]) + 1000, [0.0, 0.0, 0.0], "world")
+    tilted.pose.orientation.x, tilted.pose.orientation.w = np.sin(0.2), np.cos(0.2)
+    extra.append(("/ee_pose", messages.POSE_STAMPED, ee[200].log_time_ns + 1, tilted))
+    dirty = tmp_path / "dirty"
+    bags.copy_bag_with(rect_bag, dirty, extra)
+
+    clean = replay_bag(rect_bag, load_estimator_config(), model, tmp_path / "clean")
+    result = replay_bag(dirty, load_estimator_config(), model, tmp_path / "out")
+    dropped = result.metrics["dropped_inputs"]
+    assert dropped == {"bad_image_encoding": 1, "bad_image_size": 1, "bad_image_data": 1, "duplicate_stamp": 1,
+                       "out_of_order_stamp": 1, "nan_pose": 1, "non_planar_pose": 1}
+    assert result.metrics["steps"] == clean.metrics["steps"] == 150
+    np.testing.assert_allclose(result.smoothed_poses, clean.smoothed_poses, atol=1e-6)
+
+
+def test_shipped_model_loads_without_pickle(tmp_path: Path) -> None:
+    model = TactileModel.load()
+    assert model.description["architecture"]["image_height"] == 320
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir := Path(__file__).resolve().parents[1] / "models", broken)
+    (broken / "weights.pt").write_bytes(b"garbage")
+    result = run_cli("replay", "x", "--model", str(broken))
+    assert result.returncode == 2 and "weights.pt" in result.stderr
+    assert model_dir.exists()
