@@ -1,9 +1,11 @@
 """iSAM2 (GTSAM) backend.
 
-Priors become gtsam's native PriorFactorPose2 (its error is the same Log(p̂⁻¹x), held equal by a
-test); the other families are CustomFactors that call the one numpy definition in factors/.
-CustomFactor calls back into Python at every linearization, which iSAM2 keeps to the factors
-whose variables moved.
+Priors become gtsam's native PriorFactorPose2 and the relative-motion priors BetweenFactorPose2
+(their errors are the same Log(p̂⁻¹x) and Log(m⁻¹a⁻¹b), held equal by tests). The tactile factor,
+on the hot path with several per step, is a CustomFactor composed from gtsam's own Pose2 maps
+and their Jacobians (tests hold it equal to factors/tactile.py). The pushing and contact factors
+are CustomFactors that call the numpy definitions in factors/ directly. A CustomFactor calls back
+into Python at every linearization, which iSAM2 keeps to the factors whose variables moved.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tactile_estimator.backends import BackendError
 from tactile_estimator.factors import FAMILIES, Factor, Key
 
 NATIVE_PRIORS = ("ee_prior", "camera", "first_pose")
+NATIVE_BETWEEN = ("at_rest", "motion_prior")
 
 
 def gtsam_key(key: Key) -> int:
@@ -45,12 +48,35 @@ def _custom_error(factor: Factor, keys: list[int]):
     return error
 
 
+def _tactile_error(factor: Factor, keys: list[int]):
+    """Log(T̂⁻¹ s_i⁻¹ s_j), s = o⁻¹e, by the chain rule through gtsam's Pose2 Jacobians."""
+    predicted = gtsam.Pose2(*map(float, factor.measurement))
+    o_i, e_i, o_j, e_j = keys
+    a1, a2, b1, b2, c1, c2, d2, log_h = (np.zeros((3, 3), order="F") for _ in range(8))
+
+    def error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
+        s_i = values.atPose2(o_i).between(values.atPose2(e_i), a1, a2)
+        s_j = values.atPose2(o_j).between(values.atPose2(e_j), b1, b2)
+        rel = s_i.between(s_j, c1, c2)
+        residual = gtsam.Pose2.Logmap(predicted.between(rel, None, d2), log_h)
+        if jacobians is not None:
+            left, right = log_h @ d2 @ c1, log_h @ d2 @ c2
+            jacobians[0], jacobians[1], jacobians[2], jacobians[3] = left @ a1, left @ a2, right @ b1, right @ b2
+        return residual
+
+    return error
+
+
 def to_gtsam(factor: Factor) -> gtsam.NonlinearFactor:
     noise = gtsam.noiseModel.Diagonal.Sigmas(np.asarray(factor.sigmas, dtype=float))
     keys = [gtsam_key(k) for k in factor.keys]
+    m = factor.measurement
     if factor.family in NATIVE_PRIORS:
-        m = factor.measurement
         return gtsam.PriorFactorPose2(keys[0], gtsam.Pose2(m[0], m[1], m[2]), noise)
+    if factor.family in NATIVE_BETWEEN:
+        return gtsam.BetweenFactorPose2(keys[0], keys[1], gtsam.Pose2(m[0], m[1], m[2]), noise)
+    if factor.family == "tactile":
+        return gtsam.CustomFactor(noise, keys, _tactile_error(factor, keys))
     return gtsam.CustomFactor(noise, keys, _custom_error(factor, keys))
 
 
