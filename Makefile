@@ -17,6 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 
 # Simulate three seeded runs the shipped model never saw, replay them, print the table.
 demo: $(STAMP)
+	rm -rf demo_out
 	$(VENV)/bin/tactile-estimator simulate --out demo_out/bags --runs 3 --steps 300 --seed 1000 --object rect,disc,ellipse
 	$(VENV)/bin/tactile-estimator replay demo_out/bags --out demo_out/replay
 
@@ -24,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q test
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tactile_estimator test benchmarks launch setup.py
+	$(VENV)/bin/ruff check tactile_estimator test benchmarks setup.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.accuracy
@@ -32,8 +33,9 @@ bench: $(STAMP)
 
 # Remake the shipped model in models/ (see models/model.yaml for what it was made from).
 model: $(STAMP)
+	rm -rf build/train_bags
 	$(VENV)/bin/tactile-estimator simulate --out build/train_bags --runs 24 --steps 300 --seed 0 --object rect,disc,ellipse
-	$(VENV)/bin/tactile-estimator pretrain build/train_bags --out models --epochs 30
+	$(VENV)/bin/tactile-estimator pretrain build/train_bags --out models --epochs 10
 
 clean:
 	rm -rf build demo_out .pytest_cache

@@ -33,7 +33,8 @@ class Trajectory:
     shape: Shape | None
     stamps: np.ndarray  # (T,) ns
     inputs: np.ndarray  # (T, 3, h, w) float32 network input
-    ee: np.ndarray  # (T, 3)
+    ee: np.ndarray  # (T, 3) end-effector: true where the bag records it (for targets), else measured
+    ee_measured: np.ndarray  # (T, 3) end-effector as the estimator sees it
     truth: np.ndarray  # (T, 3)
     in_contact: np.ndarray  # (T,) bool
     episode: np.ndarray  # (T,) int, -1 out of contact
@@ -91,10 +92,11 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
     if not frames or len(ee) < 2 or len(truth) < 2:
         raise DatasetError(f"bag {bag}: too few usable tactile frames, end-effector poses or ground-truth poses")
     frames.sort(key=lambda f: f.stamp_ns)
-    if len(ee_truth) >= 2:
-        ee = ee_truth
     stamps = np.array([f.stamp_ns for f in frames])
-    ee_at, ee_ok = interpolate_poses(np.array([t for t, _ in ee]), np.array([p for _, p in ee]), stamps)
+    measured_at, ee_ok = interpolate_poses(np.array([t for t, _ in ee]), np.array([p for _, p in ee]), stamps)
+    ee_at = measured_at
+    if len(ee_truth) >= 2:
+        ee_at, _ = interpolate_poses(np.array([t for t, _ in ee_truth]), np.array([p for _, p in ee_truth]), stamps)
     truth_at, truth_ok = interpolate_poses(np.array([t for t, _ in truth]), np.array([p for _, p in truth]), stamps)
     keep = ee_ok & truth_ok
     detector = ContactDetector(config.contact)
@@ -110,8 +112,8 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
             if i == 0 or not contact[i - 1]:
                 current += 1
             episode[i] = current
-    return Trajectory(bag, shape, stamps[keep], inputs[keep], ee_at[keep], truth_at[keep], contact[keep],
-                      episode[keep])
+    return Trajectory(bag, shape, stamps[keep], inputs[keep], ee_at[keep], measured_at[keep], truth_at[keep],
+                      contact[keep], episode[keep])
 
 
 def tactile_pairs(trajectory: Trajectory, offsets: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

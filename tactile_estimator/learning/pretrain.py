@@ -1,9 +1,12 @@
 """Supervised pretraining of the tactile network from bags with ground truth.
 
-The factor weights written with the model are not guesses: the tactile standard deviations are
-the network's RMS error on the validation pairs, and the pushing ones the RMS of the pushing
-residual at ground truth on the training bags. They are the documented starting point that LEO
-training improves on.
+The factor weights written with the model are measured, not tuned, and are the documented
+starting point that LEO training improves on:
+- tactile σ = the network's RMS error on the validation pairs, times √(number of offsets): each
+  frame enters that many pairs, whose errors are correlated through the frame, so treating them
+  as independent would count one frame's evidence that many times;
+- pushing σ = the RMS of the pushing residual at the true object poses and the measured
+  end-effector poses of the training bags (the residual the estimator actually meets).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
         model = ObjectModel.for_shape(t.shape)
         k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
         if len(k):
-            poses = [t.truth[k - 1], t.truth[k], t.ee[k - 1], t.ee[k]]
+            poses = [t.truth[k - 1], t.truth[k], t.ee_measured[k - 1], t.ee_measured[k]]
             residuals.append(factors.FAMILIES["pushing"].residual(poses, np.zeros((len(k), 0)), model))
     if not residuals:
         return FactorWeights().pushing
@@ -130,7 +133,8 @@ def pretrain(
         log.info("epoch %d: loss %.4f, validation RMSE x %.2f mm, y %.2f mm, θ %.2f°", epoch + 1,
                  total / steps_per_epoch, val_error[0] * 1e3, val_error[1] * 1e3, math.degrees(val_error[2]))
     val_rmse = history[-1]["val_rmse"] if history else [float("nan")] * 3
-    weights = FactorWeights(tactile=[float(max(v, 1e-4)) for v in val_rmse], pushing=pushing_sigmas(train))
+    inflation = math.sqrt(len(config.tactile_offsets))
+    weights = FactorWeights(tactile=[float(max(v, 1e-4)) * inflation for v in val_rmse], pushing=pushing_sigmas(train))
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,

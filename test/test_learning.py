@@ -1,0 +1,45 @@
+"""Pretraining from real bags: a loadable model with its description; bags without ground truth are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tactile_estimator.config import load_estimator_config
+from tactile_estimator.factors.tactile import relative_sensor_motion
+from tactile_estimator.io import bags
+from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
+from tactile_estimator.learning.pretrain import pretrain
+from tactile_estimator.networks.tactile import Architecture, TactileModel
+
+
+def test_pairs_stay_inside_contact_episodes(rect_bag: Path) -> None:
+    trajectory = load_trajectory(rect_bag, load_estimator_config(), Architecture())
+    i, j, targets = tactile_pairs(trajectory, [1, 4])
+    assert len(i) > 50
+    assert np.all(trajectory.episode[i] == trajectory.episode[j]) and np.all(trajectory.episode[i] >= 0)
+    expected = relative_sensor_motion(trajectory.truth[i], trajectory.ee[i], trajectory.truth[j], trajectory.ee[j])
+    np.testing.assert_allclose(targets, expected)
+
+
+def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = pretrain([rect_bag], [rect_bag], out, load_estimator_config(), epochs=1, command="test")
+    model = TactileModel.load(out)
+    description = yaml.safe_load((out / "model.yaml").read_text())
+    assert description["training"]["train_bags"] == [rect_bag.name]
+    assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
+    assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
+
+
+def test_training_bag_without_ground_truth_is_refused_naming_the_topic(rect_bag: Path, tmp_path: Path) -> None:
+    stripped = tmp_path / "no_truth"
+    with bags.BagWriter(stripped) as writer:
+        for message in bags.read_messages(rect_bag):
+            if message.topic != "/object_ground_truth":
+                writer.write(message.topic, message.msgtype, message.log_time_ns, message.msg)
+    with pytest.raises(DatasetError, match="/object_ground_truth"):
+        load_trajectory(stripped, load_estimator_config(), Architecture())
