@@ -76,7 +76,7 @@ class NoiseConfig:
 
 @dataclass
 class Isam2Config:
-    relinearize_threshold: float = 0.01
+    relinearize_threshold: float = 0.05  # measured: 0.01 doubles p99 latency with no accuracy gain
     relinearize_skip: int = 1
 
 
