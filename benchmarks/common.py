@@ -46,8 +46,8 @@ def simulated_bags(name: str, shapes: list[str], runs_per_shape: int, steps: int
 
 
 def append_results(title: str, body: str) -> None:
-    command = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
-                                    else sys.argv[0], *sys.argv[1:]])
+    module = "benchmarks." + Path(sys.argv[0]).stem
+    command = " ".join(["python -m", module, *sys.argv[1:]])
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = f"\n## {title}\n\n{stamp} · {machine()}\n\nCommand: `{command}`\n\n{body}\n"
     if not RESULTS.exists():
