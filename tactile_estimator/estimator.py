@@ -86,6 +86,7 @@ class Estimator:
         self._latest: dict[Key, np.ndarray] = {}
         self._camera_used: list[np.ndarray] = []
         self._online: dict[int, np.ndarray] = {}
+        self._step_stamps: list[int] = []  # kept alongside steps: the camera matcher bisects it every step
         self._recent_images: dict[int, np.ndarray] = {}  # images of the steps within the tactile window
 
     # ----------------------------------------------------------------------------------- inputs
@@ -230,6 +231,7 @@ class Estimator:
             code = self.model.encode(frame.image[None], self._contact.background)[0]
         step = Step(k, frame.stamp_ns, ee_pose, contact, self._episode if contact else None, code)
         self.steps.append(step)
+        self._step_stamps.append(step.stamp_ns)
         if code is not None:
             self._recent_images[k] = frame.image
             self._recent_images.pop(k - max(self.config.tactile_offsets) - 1, None)
@@ -324,7 +326,7 @@ class Estimator:
             if final or not self.config.enabled("camera"):
                 self._pending_camera.clear()
             return
-        stamps = [s.stamp_ns for s in self.steps]
+        stamps = self._step_stamps
         limit = int(self.config.camera_max_offset_s * 1e9)
         keep: list[CameraDetection] = []
         factors: list[Factor] = []
