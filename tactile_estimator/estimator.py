@@ -245,13 +245,11 @@ class Estimator:
             self._reinitialise(step, initial, str(error))
         self._attach_camera(final=False)
         try:
-            values = self._backend.estimate([object_key(k), ee_key(k)])
-            covariance = self._backend.marginals([object_key(k)])[object_key(k)]
+            values, covariance = self._solution(k)
         except BackendError as error:
             events.append("reinitialised")
             self._reinitialise(step, initial, str(error))
-            values = self._backend.estimate([object_key(k), ee_key(k)])
-            covariance = self._backend.marginals([object_key(k)])[object_key(k)]
+            values, covariance = self._solution(k)
         self._latest = values
         estimate = Estimate(
             stamp_ns=frame.stamp_ns, step=k, pose=values[object_key(k)], covariance=covariance,
@@ -261,6 +259,11 @@ class Estimator:
         self._last_estimate = estimate
         self._online[k] = estimate.pose
         return estimate
+
+    def _solution(self, k: int) -> tuple[dict[Key, np.ndarray], np.ndarray]:
+        """Step k's poses and its object pose's marginal covariance."""
+        values = self._backend.estimate([object_key(k), ee_key(k)])
+        return values, self._backend.marginals([object_key(k)])[object_key(k)]
 
     def _keep(self, ee_pose: np.ndarray) -> bool:
         policy = self.config.keyframe
