@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
     rep.add_argument("--model", help="model directory (default: the shipped models/)")
     rep.add_argument("--config", help="estimator parameter file (config/estimator.yaml format)")
-    rep.add_argument("--backend", choices=["isam2"], help="solver backend")
+    rep.add_argument("--backend", choices=["isam2", "gn"], help="solver backend (gn: batched Gauss-Newton in torch)")
     rep.add_argument("--disable-factor", action="append", choices=FACTOR_FAMILIES, default=[],
                      help="switch a factor family off (repeatable)")
     rep.add_argument("--out", default="replay_out", help="output directory, one folder per bag")

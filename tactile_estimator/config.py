@@ -81,6 +81,18 @@ class Isam2Config:
 
 
 @dataclass
+class GaussNewtonConfig:
+    """The torch backend in live use: a warm-started re-solve of the last ``window`` steps per step."""
+
+    window: int = 50  # steps re-solved per update; older poses are held at their values
+    iterations: int = 3  # Gauss-Newton iterations per update at most
+    device: str = "cpu"  # cpu, cuda or cuda:N
+
+
+BACKENDS = ("isam2", "gn")
+
+
+@dataclass
 class EstimatorConfig:
     backend: str = "isam2"
     model: str = ""  # model directory; empty: the shipped default
@@ -102,10 +114,13 @@ class EstimatorConfig:
     contact: ContactConfig = field(default_factory=ContactConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     isam2: Isam2Config = field(default_factory=Isam2Config)
+    gauss_newton: GaussNewtonConfig = field(default_factory=GaussNewtonConfig)
 
     def validate(self) -> EstimatorConfig:
-        if self.backend not in ("isam2",):
-            raise ConfigError(f"backend: '{self.backend}' is unknown; expected isam2")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: '{self.backend}' is unknown; expected one of {', '.join(BACKENDS)}")
+        if self.gauss_newton.window < 2 or self.gauss_newton.iterations < 1:
+            raise ConfigError("gauss_newton: window must be at least 2 steps and iterations at least 1")
         for name in self.disabled_factors:
             if name not in FACTOR_FAMILIES:
                 known = ", ".join(FACTOR_FAMILIES)

@@ -374,10 +374,13 @@ class Estimator:
                 self.reject("camera_rejected", f"camera detection made the system indeterminate: {error}")
 
     def _new_backend(self) -> Backend:
+        cfg = self.config
+        if cfg.backend == "gn":
+            gn = cfg.gauss_newton
+            return make_backend("gn", window=gn.window, iterations=gn.iterations, device=gn.device)
         return make_backend(
-            self.config.backend,
-            relinearize_threshold=self.config.isam2.relinearize_threshold,
-            relinearize_skip=self.config.isam2.relinearize_skip,
+            cfg.backend, relinearize_threshold=cfg.isam2.relinearize_threshold,
+            relinearize_skip=cfg.isam2.relinearize_skip,
         )
 
     def _reinitialise(self, step: Step, initial: dict[Key, np.ndarray], reason: str) -> None:

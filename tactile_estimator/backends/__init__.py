@@ -29,4 +29,8 @@ def make_backend(name: str, **options: object) -> Backend:
         from tactile_estimator.backends.isam2 import Isam2Backend
 
         return Isam2Backend(**options)
-    raise ValueError(f"backend '{name}' is unknown; expected isam2")
+    if name == "gn":
+        from tactile_estimator.backends.gauss_newton import GaussNewtonBackend
+
+        return GaussNewtonBackend(**options)
+    raise ValueError(f"backend '{name}' is unknown; expected isam2 or gn")

@@ -1,0 +1,59 @@
+"""The torch factor forms equal the numpy definitions: residuals and Jacobians, to 1e-9."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_factors import MODELS, RNG, random_poses, touching_ee
+
+from tactile_estimator import geometry as se2
+from tactile_estimator.factors import FAMILIES
+from tactile_estimator.factors import torch_forms as tf
+
+FAMILY_KEYS = {"tactile": 4, "pushing": 4, "contact": 2, "ee_prior": 1, "camera": 1, "first_pose": 1,
+               "at_rest": 2, "motion_prior": 2}
+
+
+def poses_for(family: str, kind: str, n: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    model = MODELS[kind]
+    if family in ("contact", "pushing"):
+        o_prev = random_poses(n)
+        e_prev = np.stack([touching_ee(model.shape, o, RNG.uniform(-np.pi, np.pi), 0.1) for o in o_prev])
+        e_prev[:, :2] += RNG.normal(0, 0.002, (n, 2))
+        if family == "contact":
+            return [o_prev, e_prev], np.zeros((n, 0))
+        step = np.column_stack([RNG.normal(0, 0.003, (n, 2)), RNG.normal(0, 0.02, n)])
+        return [o_prev, se2.compose(o_prev, step), e_prev, se2.compose(e_prev, step)], np.zeros((n, 0))
+    return [random_poses(n) for _ in range(FAMILY_KEYS[family])], random_poses(n, 0.02)
+
+
+CASES = [(f, k) for f in sorted(FAMILY_KEYS) for k in (("rect", "disc", "ellipse") if f in ("contact", "pushing")
+                                                          else ("rect",))]
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES)
+def test_torch_residuals_and_jacobians_equal_numpy(family: str, kind: str) -> None:
+    model = MODELS[kind]
+    poses, measurement = poses_for(family, kind)
+    r_np, jac_np = FAMILIES[family].jacobians(poses, measurement, model)
+    as_t = [torch.from_numpy(p) for p in poses]
+    r_t, jac_t = tf.JACOBIANS[family](as_t, torch.from_numpy(measurement), model)
+    np.testing.assert_allclose(r_t.numpy(), r_np, atol=1e-9)
+    np.testing.assert_allclose(tf.RESIDUALS[family](as_t, torch.from_numpy(measurement), model).numpy(), r_np,
+                               atol=1e-9)
+    # pushing is numerical in both forms: float rounding of the differences allows 1e-7
+    tol = 1e-7 if family == "pushing" else 1e-9
+    for a, b in zip(jac_t, jac_np, strict=True):
+        np.testing.assert_allclose(a.numpy(), b, atol=tol)
+
+
+def test_torch_jacobians_match_their_own_numerical_derivatives() -> None:
+    for family in ("tactile", "contact", "ee_prior", "motion_prior"):
+        poses, measurement = poses_for(family, "ellipse")
+        as_t = [torch.from_numpy(p) for p in poses]
+        m = torch.from_numpy(measurement)
+        _, analytic = tf.JACOBIANS[family](as_t, m, MODELS["ellipse"])
+        numeric = tf.numerical_jacobians(tf.RESIDUALS[family], as_t, m, MODELS["ellipse"])
+        for a, b in zip(analytic, numeric, strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
