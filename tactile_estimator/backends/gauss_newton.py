@@ -211,9 +211,10 @@ class Problem:
         return band
 
     # ---------------------------------------------------------------------------------- solve
-    def solve(self, iterations: int = 10, damping: float | None = None, tolerance: float = 1e-12) -> SolveReport:
+    def solve(self, iterations: int = 10, damping: float | None = None, tolerance: float = 1e-12,
+              min_step: float = 1e-10) -> SolveReport:
         """Gauss-Newton (damping None) or Levenberg-Marquardt from the current values; per element
-        convergence: a relative cost decrease below ``tolerance`` or a step below 1e-10."""
+        convergence: a relative cost decrease below ``tolerance`` or no step component above ``min_step``."""
         B = self.batch
         failed = torch.tensor([r is not None for r in self.reasons], device=self.device)
         done = failed.clone()
@@ -240,7 +241,7 @@ class Problem:
             used += (~done).long()
             self.values = torch.where(accept[:, None, None], trial, self.values)
             small = (cost - new_cost).abs() <= tolerance * cost.clamp(min=1e-300)
-            small |= step.abs().flatten(1).amax(1) < 1e-10
+            small |= step.abs().flatten(1).amax(1) < min_step
             done |= accept & small
             cost, grad, band = self.linearize()
         return SolveReport(cost, used, done & ~failed, failed, list(self.reasons))
