@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test bench lint model clean
+.PHONY: venv demo test bench bench-deps lint model clean
 
 venv: $(STAMP)
 
@@ -27,9 +27,16 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tactile_estimator test benchmarks setup.py
 
-bench: $(STAMP)
+bench: bench-deps
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.latency
+	$(PY) -m benchmarks.solver --scale
+
+# Theseus is the benchmarks' side-by-side peer only, never a dependency of the package.
+bench-deps: $(STAMP)
+	$(PY) -c "import theseus" 2>/dev/null || ( \
+	  $(PY) -m pip install --quiet --no-build-isolation --no-deps theseus-ai==0.2.3 && \
+	  $(PY) -m pip install --quiet torchlie torchkin scipy semantic-version differentiable-robot-model )
 
 # Remake the shipped model in models/ (see models/model.yaml for what it was made from).
 model: $(STAMP)
