@@ -200,6 +200,7 @@ def main() -> None:
         method, batch, steps = args.one
         print(json.dumps(one_case(method, int(batch), int(steps), args.device)))
         return
+    threads = torch.get_num_threads()  # what each case's process uses (building the graph sets 1 here)
     source_graph(SOURCE_STEPS)
     rows = ["| batch | steps | ours s | ours peak MB | Theseus s | Theseus peak MB | speed-up | "
             "max rel. objective gap | gtsam GN s (sequential) |",
@@ -226,7 +227,7 @@ def main() -> None:
                         if result else f"| {batch} | {steps} | over {args.timeout:.0f} s | - | - | - | - | - | - |")
             print(rows[-1], flush=True)
     body = "\n".join(rows) + (
-        f"\n\nDevice: {args.device}; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"\n\nDevice: {args.device}; torch {torch.__version__} with {threads} threads; "
         f"{ITERATIONS} Gauss-Newton iterations per solve, float64. Time is the solve alone (the problem built). "
         "Objective gap: |cost_Theseus − cost_ours| / cost_ours at the end, worst element. gtsam: "
         "GaussNewtonOptimizer, one graph after another (only for batch <= 16)."
