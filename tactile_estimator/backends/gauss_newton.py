@@ -102,6 +102,7 @@ class Problem:
         self.valid = torch.as_tensor(valid, device=self.device)
         self.held = torch.as_tensor(held, device=self.device) & self.valid
         self.groups = self._groups(graphs, index_of)
+        self._linearized: tuple[Tensor | None, Tensor | None] = (None, None)  # (values, band) from solve()
 
     # ------------------------------------------------------------------------------- layout
     def _groups(self, graphs: Sequence[Graph], index_of: list[dict[Key, int]]) -> list[_Group]:
@@ -244,11 +245,15 @@ class Problem:
             small |= step.abs().flatten(1).amax(1) < min_step
             done |= accept & small
             cost, grad, band = self.linearize()
+        self._linearized = (self.values, band)  # H at the final values: factorize() need not linearize again
         return SolveReport(cost, used, done & ~failed, failed, list(self.reasons))
 
     def factorize(self) -> BandCholesky:
         """Cholesky of H at the current values (no damping), for marginals and samples."""
-        _, _, band = self.linearize()
+        values, band = self._linearized
+        if values is not self.values:
+            _, _, band = self.linearize()
+        self._linearized = None, None
         return BandCholesky(self._condition(band, None), self.chunk)
 
     def marginals(self, factor: BandCholesky, wanted: Sequence[Sequence[Key]]) -> Tensor:
