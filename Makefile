@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: bench-deps
 	$(PY) -m benchmarks.accuracy
 	$(PY) -m benchmarks.latency
+	$(PY) -m benchmarks.tactile_ceiling
 	$(PY) -m benchmarks.solver --scale
 
 # Theseus is the benchmarks' side-by-side peer only, never a dependency of the package.

@@ -40,11 +40,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[300, 1000, 3000])
     parser.add_argument("--seed", type=int, default=7000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network")
+    parser.add_argument("--backend", default="isam2", choices=["isam2", "gn"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = TactileModel.load(None)
-    config = load_estimator_config(None)
-    rows = ["| steps | factors | iSAM2 p50 ms | iSAM2 p99 ms | iSAM2 max ms | p99 last 10 % ms | "
+    config = load_estimator_config(None, {"backend": args.backend})
+    name = {"isam2": "iSAM2", "gn": "GN"}[args.backend]
+    rows = [f"| steps | factors | {name} p50 ms | {name} p99 ms | {name} max ms | p99 last 10 % ms | "
             "batch LM solve at final size s (iterations) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for steps in args.steps:
         (bag,) = simulated_bags("latency", ["rect"], 1, steps, args.seed)
@@ -61,7 +63,7 @@ def main() -> None:
     body = "\n".join(rows) + (
         "\n\nLatency is the wall time from a tactile frame's arrival (its end-effector pose known) to its "
         "estimate with marginal covariance: contact detection, the network, factor creation and the "
-        f"iSAM2 update; torch uses {args.threads} thread(s). Target: p99 <= 10 ms, flat as the run grows."
+        f"{name} update; torch uses {args.threads} thread(s). Target: p99 <= 10 ms, flat as the run grows."
     )
     append_results("Update latency as the run grows (issue 2)", body)
 

@@ -1,0 +1,86 @@
+"""How much can tactile factors help at best? The accuracy runs with the network's predictions
+replaced by the true relative sensor motion (an oracle), plus Gaussian noise of a given σ.
+
+Variants: without tactile factors; the shipped network; an oracle with noise like the network's
+validation error; a near-perfect oracle. The gap between "without tactile" and the near-perfect
+oracle is the most any tactile model can gain in this sensor setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+
+import numpy as np
+
+from benchmarks.common import append_results, simulated_bags
+from tactile_estimator import estimator as estimator_module
+from tactile_estimator.adapters.replay import replay_bag
+from tactile_estimator.config import load_estimator_config
+from tactile_estimator.factors import relative_sensor_motion
+from tactile_estimator.learning.datasets import load_trajectory
+from tactile_estimator.networks.tactile import TactileModel
+
+ORACLES = {"oracle, network-like noise": [0.0002, 0.0005, 0.02], "oracle, near-perfect": [2e-5, 2e-5, 2e-4]}
+
+
+def with_oracle(truth, sigmas: list[float], rng: np.random.Generator):
+    """A _factors_for that swaps each tactile measurement for the truth plus noise."""
+    original = estimator_module.Estimator._factors_for
+
+    def factors_for(self, step, previous):
+        factors, initial = original(self, step, previous)
+        out = []
+        for f in factors:
+            if f.family == "tactile":
+                i = np.searchsorted(truth.stamps, self.steps[f.keys[0][1]].stamp_ns)
+                j = np.searchsorted(truth.stamps, step.stamp_ns)
+                true = relative_sensor_motion(truth.truth[i], truth.ee[i], truth.truth[j], truth.ee[j]).reshape(3)
+                f = dataclasses.replace(f, measurement=true + rng.normal(0, sigmas), sigmas=np.asarray(sigmas))
+            out.append(f)
+        return out, initial
+
+    return factors_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs-per-shape", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=5000)
+    args = parser.parse_args()
+    bags = simulated_bags("accuracy", ["rect", "disc", "ellipse"], args.runs_per_shape, args.steps, args.seed)
+    model = TactileModel.load(None)
+    results: dict[str, list[tuple[float, float]]] = {}
+    original = estimator_module.Estimator._factors_for
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in ["without tactile", "network", *ORACLES]:
+            config = load_estimator_config(None, {"disabled_factors": ["tactile"] if variant == "without tactile"
+                                                  else []})
+            for bag in bags:
+                if variant in ORACLES:
+                    truth = load_trajectory(bag, config, model.arch)
+                    estimator_module.Estimator._factors_for = with_oracle(truth, ORACLES[variant],
+                                                                          np.random.default_rng(0))
+                try:
+                    m = replay_bag(bag, config, model, f"{tmp}/{variant}/{bag.name}").metrics
+                finally:
+                    estimator_module.Estimator._factors_for = original
+                results.setdefault(variant, []).append((m["final_rmse_translation_m"], m["final_rmse_rotation_rad"]))
+    base = np.mean(results["without tactile"], axis=0)
+    rows = ["| tactile factors | final RMSE mm | final RMSE deg | gain translation | gain rotation |",
+            "| --- | --- | --- | --- | --- |"]
+    for variant, values in results.items():
+        mean = np.mean(values, axis=0)
+        rows.append(f"| {variant} | {mean[0] * 1e3:.2f} | {np.degrees(mean[1]):.2f} | "
+                    f"{1 - mean[0] / base[0]:.0%} | {1 - mean[1] / base[1]:.0%} |")
+    body = "\n".join(rows) + (
+        f"\n\n{len(bags)} runs ({args.runs_per_shape} per object, {args.steps} steps, seeds {args.seed}+), iSAM2, "
+        "mean over runs. Oracle σ (x, y, θ): " + "; ".join(f"{k}: {v}" for k, v in ORACLES.items()) + "."
+    )
+    append_results("Tactile ceiling: the network against a ground-truth oracle (issue 2)", body)
+
+
+if __name__ == "__main__":
+    main()
