@@ -46,3 +46,11 @@ def test_missing_node_section_is_reported(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {"epochs": 3}}}))
     with pytest.raises(ConfigError, match="no section for node 'estimator_node'"):
         load_estimator_config(path)
+
+
+def test_gauss_newton_backend_settings_are_checked() -> None:
+    assert load_estimator_config(None, {"backend": "gn"}).backend == "gn"
+    with pytest.raises(ConfigError, match="backend: 'gtsam' is unknown; expected one of isam2, gn"):
+        load_estimator_config(None, {"backend": "gtsam"})
+    with pytest.raises(ConfigError, match="gauss_newton: window must be at least 2"):
+        load_estimator_config(None, {"gauss_newton": {"window": 1}})
