@@ -1,4 +1,4 @@
-"""tactile-estimator {simulate, pretrain, replay}: the offline jobs, without ROS.
+"""tactile-estimator {simulate, pretrain, train, replay}: the offline jobs, without ROS.
 
 Every error a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -67,6 +67,32 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from tactile_estimator.config import load_trainer_config
+    from tactile_estimator.learning.datasets import expand_bag_paths
+    from tactile_estimator.learning.leo import train
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    config = _config(args)
+    overrides = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("sampler", args.sampler),
+                                   ("samples", args.samples), ("seed", args.seed)) if v is not None}
+    if args.learn:
+        overrides["learn"] = [x.strip() for x in args.learn.split(",") if x.strip()]
+    trainer_config = load_trainer_config(args.trainer_config, overrides)
+    bags = expand_bag_paths(args.bags)
+    val = expand_bag_paths(args.val) if args.val else []
+    command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(bags, val, Path(args.out), config, trainer_config, init=args.init or None, resume=args.resume,
+                   command=command, progress=print)
+    first, last = result.history[0], result.history[-1]
+    def figures(row: dict) -> str:
+        return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"
+
+    print(f"model written to {args.out} ({trainer_config.method}): validation RMSE {figures(last)} "
+          f"(start {figures(first)}), solver calls {result.solver_calls}, {result.wall_s:.1f} s")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from tactile_estimator.adapters.replay import replay_bag, summary_table
     from tactile_estimator.learning.datasets import expand_bag_paths
@@ -111,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--config", help="estimator parameter file (topics, offsets)")
     pre.set_defaults(func=cmd_pretrain)
 
+    tr = sub.add_parser("train", help="learn the factor weights from bags with ground truth (LEO or a baseline)")
+    tr.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
+    tr.add_argument("--out", required=True, help="model directory to write (with checkpoint, log and curves)")
+    tr.add_argument("--init", help="starting model directory (default: the shipped models/)")
+    tr.add_argument("--method", choices=["leo", "supervised", "blackbox", "unroll"])
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--sampler", choices=["isam2", "gn"], help="posterior samples from iSAM2 or batched Gauss-Newton")
+    tr.add_argument("--samples", type=int, help="posterior samples per trajectory and update")
+    tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")
+    tr.add_argument("--config", help="estimator parameter file (topics, offsets, noise)")
+    tr.add_argument("--trainer-config", help="trainer parameter file (config/trainer.yaml format)")
+    tr.set_defaults(func=cmd_train)
+
     rep = sub.add_parser("replay", help="run the estimator over bags and report errors, latency and plots")
     rep.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
     rep.add_argument("--model", help="model directory (default: the shipped models/)")
@@ -127,14 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from tactile_estimator.io.bags import BagError
     from tactile_estimator.learning.datasets import DatasetError
+    from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
     from tactile_estimator.networks.tactile import ModelError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (BagError, ConfigError, ModelError, DatasetError, FileNotFoundError) as error:
+    except (BagError, ConfigError, ModelError, DatasetError, TrainingError, FileNotFoundError) as error:
         print(f"tactile-estimator: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stopped:
+        print(f"tactile-estimator: interrupted: {stopped}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("tactile-estimator: interrupted", file=sys.stderr)
         return 130

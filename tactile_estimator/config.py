@@ -227,3 +227,74 @@ def load_estimator_config(path: str | Path | None = None, overrides: dict[str, A
     except ConfigError as error:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{error}") from None
+
+
+LEARNABLE = ("tactile_head", "tactile_encoder", "tactile", "pushing", "contact", "ee_prior", "camera")
+TRAIN_METHODS = ("leo", "supervised", "blackbox", "unroll")
+SAMPLERS = ("isam2", "gn")
+
+
+@dataclass
+class BlackboxConfig:
+    """Covariance search without gradients: the validation RMSE is the objective."""
+
+    optimizer: str = "cma"  # cma (CMA-ES, the cma package) or nelder-mead (scipy)
+    evaluations: int = 60  # objective evaluations (each solves every validation run once)
+    initial_step: float = 0.5  # in log-sigma units
+
+
+@dataclass
+class UnrollConfig:
+    """End-to-end through K differentiable Gauss-Newton iterations over a whole run."""
+
+    iterations: int = 3
+    translation_scale_m: float = 0.005  # error units of the loss: 5 mm and 0.05 rad weigh alike
+    rotation_scale_rad: float = 0.05
+
+
+@dataclass
+class TrainerConfig:
+    method: str = "leo"
+    epochs: int = 10
+    sampler: str = "isam2"  # posterior samples from iSAM2 joint marginals or the batched Gauss-Newton backend
+    samples: int = 10  # S, samples of the posterior per trajectory and update
+    runs_per_update: int = 2  # trajectories whose losses are averaged into one Adam step
+    learn: list[str] = field(default_factory=lambda: ["tactile_head", "tactile", "pushing"])
+    learning_rate_sigma: float = 0.05  # Adam, on log-sigma
+    learning_rate_network: float = 0.0003  # Adam, on the network's parameters
+    l2: float = 0.001  # on the distance of θ from its starting point
+    solver_iterations: int = 10  # Gauss-Newton iterations (gn) or iSAM2 updates (isam2) per solve
+    seed: int = 0
+    threads: int = 0  # torch threads; 0: torch's default
+    blackbox: BlackboxConfig = field(default_factory=BlackboxConfig)
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+
+    def validate(self) -> TrainerConfig:
+        if self.method not in TRAIN_METHODS:
+            raise ConfigError(f"method: '{self.method}' is unknown; expected one of {', '.join(TRAIN_METHODS)}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sampler: '{self.sampler}' is unknown; expected one of {', '.join(SAMPLERS)}")
+        for name in self.learn:
+            if name not in LEARNABLE:
+                raise ConfigError(f"learn: '{name}' is unknown; expected any of {', '.join(LEARNABLE)}")
+        if self.epochs < 0 or self.samples < 1 or self.runs_per_update < 1 or self.solver_iterations < 1:
+            raise ConfigError("epochs must be >= 0; samples, runs_per_update and solver_iterations >= 1")
+        if self.blackbox.optimizer not in ("cma", "nelder-mead"):
+            name = self.blackbox.optimizer
+            raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")
+        if self.unroll.iterations < 1:
+            raise ConfigError("unroll.iterations must be at least 1")
+        return self
+
+
+def load_trainer_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainerConfig:
+    """The trainer's configuration: defaults, then the file's trainer_node section, then overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(parameters_from_file(path, "trainer_node"))
+    values.update(overrides or {})
+    try:
+        return _build(TrainerConfig, _unflatten(values)).validate()
+    except ConfigError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{error}") from None

@@ -312,7 +312,7 @@ class Estimator:
                 o_init = o_prev
         initial = {o_k: np.asarray(o_init, dtype=float), e_k: step.ee_measured}
         if cfg.enabled("ee_prior"):
-            factors.append(Factor("ee_prior", (e_k,), step.ee_measured, np.asarray(cfg.noise.ee_prior)))
+            factors.append(Factor("ee_prior", (e_k,), step.ee_measured, self._sigmas("ee_prior")))
         if previous is None:
             if cfg.enabled("first_pose"):
                 factors.append(Factor("first_pose", (o_k,), np.asarray(self._initial_pose), self._initial_sigmas))
@@ -325,7 +325,7 @@ class Estimator:
                 elif not step.in_contact and not previous.in_contact:
                     factors.append(Factor("at_rest", keys[:2], np.zeros(3), AT_REST_SIGMAS))
         if step.in_contact and cfg.enabled("contact"):
-            factors.append(Factor("contact", (o_k, e_k), np.zeros(0), np.array([cfg.noise.contact]), self.object_model))
+            factors.append(Factor("contact", (o_k, e_k), np.zeros(0), self._sigmas("contact"), self.object_model))
         if step.code is not None:
             partners = [
                 self.steps[k - d] for d in cfg.tactile_offsets
@@ -338,6 +338,13 @@ class Estimator:
                     keys = (object_key(partner.index), ee_key(partner.index), o_k, e_k)
                     factors.append(Factor("tactile", keys, measured, np.asarray(weights.tactile)))
         return factors, initial
+
+    def _sigmas(self, family: str) -> np.ndarray:
+        """A configured factor family's sigmas, unless the model carries learned ones."""
+        learned = getattr(self.model.weights, family)
+        if learned:
+            return np.asarray(learned, dtype=float)
+        return np.atleast_1d(np.asarray(getattr(self.config.noise, family), dtype=float))
 
     def _attach_camera(self, final: bool) -> None:
         if not self.config.enabled("camera") or not self.steps:
@@ -361,8 +368,7 @@ class Estimator:
                 else:
                     self.reject("camera_unmatched", f"camera detection at {det.stamp_ns} is far from every step")
                 continue
-            sigmas = (np.sqrt(np.diag(det.covariance)) if det.covariance is not None
-                      else np.asarray(self.config.noise.camera))
+            sigmas = np.sqrt(np.diag(det.covariance)) if det.covariance is not None else self._sigmas("camera")
             factors.append(Factor("camera", (object_key(best),), np.asarray(det.pose, dtype=float), sigmas))
             self._camera_used.append(np.asarray(det.pose, dtype=float))
         self._pending_camera = keep
@@ -416,6 +422,20 @@ class Estimator:
         poses = np.array([values.get(object_key(s.index), self._online.get(s.index, self._initial_pose))
                           for s in self.steps]).reshape(-1, 3)
         return stamps, poses
+
+    def values(self) -> dict[Key, np.ndarray]:
+        """The current values of every pose the estimator has made (object and end-effector)."""
+        values = dict(self._retired)
+        try:
+            values.update(self._backend.estimate())
+        except BackendError:
+            pass
+        return values
+
+    @property
+    def background(self) -> np.ndarray | None:
+        """The gel's background image that tactile frames are compared with (None until it is known)."""
+        return self._contact.background
 
     def camera_poses(self) -> list[np.ndarray]:
         """The camera detections that became factors."""

@@ -270,10 +270,17 @@ class Problem:
         picked = torch.stack([x[b, rows] for b, rows in enumerate(positions)])  # (B, 3q, 3q)
         return torch.stack([picked[:, 3 * i: 3 * i + 3, 3 * i: 3 * i + 3] for i in range(q)], 1)
 
-    def sample(self, factor: BandCholesky, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Joint samples (B, n, V, 3) of the Laplace approximation: x * Exp(δ), δ = L⁻ᵀ z."""
-        z = torch.randn(self.batch, self.variables * 3, n, dtype=self.dtype, device=self.device,
-                        generator=generator)
+    def sample(self, factor: BandCholesky, n: int, generator: torch.Generator | Sequence[torch.Generator] | None = None
+               ) -> Tensor:
+        """Joint samples (B, n, V, 3) of the Laplace approximation: x * Exp(δ), δ = L⁻ᵀ z.
+
+        One generator per batch element makes each element's samples independent of its batch-mates.
+        """
+        shape = (self.variables * 3, n)
+        if isinstance(generator, Sequence):
+            z = torch.stack([torch.randn(shape, dtype=self.dtype, device=self.device, generator=g) for g in generator])
+        else:
+            z = torch.randn((self.batch, *shape), dtype=self.dtype, device=self.device, generator=generator)
         delta = factor.solve_upper(z).permute(0, 2, 1).reshape(self.batch, n, self.variables, 3)
         delta = delta * (self.valid & ~self.held)[:, None, :, None]
         return tf.compose(self.values[:, None].expand_as(delta), tf.exp(delta))

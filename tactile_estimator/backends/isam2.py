@@ -101,6 +101,14 @@ class Isam2Backend:
             raise BackendError(str(error).strip().splitlines()[0]) from error
         self._keys.extend(initial)
 
+    def refine(self, iterations: int) -> None:
+        """More iSAM2 updates with no new factors: each relinearizes what moved and re-solves."""
+        try:
+            for _ in range(iterations):
+                self._isam.update()
+        except (RuntimeError, IndexError) as error:
+            raise BackendError(str(error).strip().splitlines()[0]) from error
+
     def estimate(self, keys: Sequence[Key] | None = None) -> dict[Key, np.ndarray]:
         keys = self._keys if keys is None else keys
         try:

@@ -46,10 +46,17 @@ class Architecture:
 
 @dataclass
 class FactorWeights:
-    """Standard deviations of the learned factors: tactile (x, y, θ) and quasi-static pushing."""
+    """Standard deviations of the learned factors: tactile (x, y, θ) and quasi-static pushing.
+
+    The families the estimator's configuration owns (contact, ee_prior, camera) are empty unless
+    training learned them; a learned value replaces the configured one.
+    """
 
     tactile: list[float] = field(default_factory=lambda: [0.002, 0.004, 0.02])
     pushing: list[float] = field(default_factory=lambda: [0.001, 0.001, 0.001])
+    contact: list[float] = field(default_factory=list)
+    ee_prior: list[float] = field(default_factory=list)
+    camera: list[float] = field(default_factory=list)
 
 
 class TactileNet(nn.Module):

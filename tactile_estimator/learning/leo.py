@@ -1,0 +1,474 @@
+"""The trainer: LEO (Sodhi et al., CoRL 2021) and its baselines, from bags with ground truth.
+
+For each update, a group of training trajectories is solved under the current θ and, for LEO,
+S joint samples are drawn from the Gaussian (Laplace) approximation of each posterior, from iSAM2's
+joint marginals or from the batched Gauss-Newton backend. The loss is
+
+    L(θ) = mean over trajectories of [E(θ; x_gt) − mean_s E(θ; x_s)] / steps  +  l2 ‖θ − θ₀‖²
+
+whose gradient is the gradient of the negative log-likelihood of the ground truth under the
+Gibbs distribution p(x; θ) ∝ exp(−E(θ; x)), with its log-partition term estimated by the samples.
+The samples are constants; gradients reach θ only. Standard deviations are learned as log σ, so
+they stay positive without clamping.
+
+The other methods share the loop (data, schedule, checkpoints, outputs):
+- ``supervised``: the tactile network alone, on the ground-truth relative motions (pretraining's loss);
+- ``unroll``: the pose error after K differentiable Gauss-Newton iterations (baselines.py);
+- ``blackbox``: the covariances searched without gradients (baselines.py).
+
+Every epoch writes the validation RMSE to ``training_log.csv``, ``learning_curves.png``, the model
+(``weights.pt`` and ``model.yaml``) and ``checkpoint.pt``, each through a temporary file and a
+rename. SIGINT/SIGTERM finish the current update, save a checkpoint and stop; ``resume`` continues
+from it with the same result as a run that was never stopped (the order of trajectories and the
+samples are drawn from seeds fixed by epoch and update, not from a running generator).
+
+Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) each process solves its share of every update's
+trajectories and the gradients are summed across processes (gloo on CPU, nccl on CUDA), so the
+update equals the single-process one up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from tactile_estimator.backends import BackendError
+from tactile_estimator.config import EstimatorConfig, TrainerConfig
+from tactile_estimator.learning import runs as R
+from tactile_estimator.learning.datasets import DatasetError
+from tactile_estimator.networks.tactile import FactorWeights, TactileModel, _atomic
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+LOG_CSV = "training_log.csv"
+CURVES = "learning_curves.png"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says where it stopped and what was kept."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM: the checkpoint is saved and ``--resume`` continues from it."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    history: list[dict[str, Any]]
+    solver_calls: int
+    wall_s: float
+    model: TactileModel | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ processes
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls) -> World:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        if size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return cls(dist.get_rank() if size > 1 else 0, size)
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.size > 1:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def any(self, flag: bool) -> bool:
+        return bool(self.sum_(torch.tensor([1.0 if flag else 0.0])).item() > 0)
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag that the loop reads between updates."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no handlers, the loop cannot be stopped this way
+                pass
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        log.warning("%s received: finishing this update, then saving a checkpoint", signal.Signals(signum).name)
+        self.requested = True
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# ------------------------------------------------------------------------------------ the trainer
+class Trainer:
+    def __init__(self, train_paths: Sequence[Path], val_paths: Sequence[Path], out_dir: Path,
+                 estimator_config: EstimatorConfig, config: TrainerConfig, init: str | Path | None = None,
+                 command: str = "", progress: Callable[[str], None] | None = None) -> None:
+        self.config, self.estimator_config = config, estimator_config
+        self.out_dir = Path(out_dir)
+        self.command = command
+        self.world = World.from_environment()
+        self.progress = progress if progress is not None and self.world.main else (lambda _text: None)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.init_dir = str(init) if init else ""
+        self.model = TactileModel.load(init or None)
+        self.theta = R.Theta(self.model, estimator_config, config.learn)
+        self.train_paths, self.val_paths = list(train_paths), list(val_paths)
+        started = time.perf_counter()
+        self.runs = R.load_runs(self.train_paths, estimator_config, self.model)
+        self.val_runs = R.load_runs(self.val_paths, estimator_config, self.model) if self.val_paths else self.runs
+        self.load_s = time.perf_counter() - started
+        self.start = {name: p.detach().clone() for name, p in self.theta.named_parameters() if p.requires_grad}
+        self.history: list[dict[str, Any]] = []
+        self.solver_calls = 0
+        self.wall_s = 0.0
+        self._losses: list[float] = []  # the current epoch's update losses
+
+    # ---------------------------------------------------------------- parameters and the optimiser
+    def _optimiser(self) -> tuple[torch.optim.Optimizer, Any, int]:
+        cfg = self.config
+        groups = []
+        sigmas = [p for p in self.theta.log_sigma.parameters()]
+        network = [p for p in self.theta.net.parameters() if p.requires_grad]
+        if sigmas:
+            groups.append({"params": sigmas, "lr": cfg.learning_rate_sigma})
+        if network:
+            groups.append({"params": network, "lr": cfg.learning_rate_network})
+        if not groups:
+            raise TrainingError("learn: nothing to learn; name tactile_head, tactile_encoder or a factor family")
+        updates = math.ceil(len(self.runs) / cfg.runs_per_update)
+        optimiser = torch.optim.Adam(groups)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * updates),
+                                                              eta_min=0.0)
+        return optimiser, schedule, updates
+
+    def factor_weights(self) -> FactorWeights:
+        weights = asdict(self.model.weights)
+        for family in R.SIGMA_FAMILIES:
+            sigma = self.theta.sigma(family)
+            if sigma is not None:
+                weights[family] = [float(v) for v in sigma.detach()]
+        return FactorWeights(**weights)
+
+    # ---------------------------------------------------------------- losses
+    def _seed(self, epoch: int, update: int, run: int) -> int:
+        return int(np.random.SeedSequence([self.config.seed, epoch, update, run]).generate_state(1)[0])
+
+    def loss(self, indices: Sequence[int], epoch: int, update: int) -> tuple[torch.Tensor, int]:
+        """The summed loss of this process's trajectories, and the solver calls it made."""
+        method = self.config.method
+        runs = [self.runs[i] for i in indices]
+        if not runs:
+            return torch.zeros((), dtype=torch.float64), 0
+        predictions = [self.theta.predictions(r) for r in runs]
+        if method == "supervised":
+            total = torch.zeros((), dtype=torch.float64)
+            for run, pred in zip(runs, predictions, strict=True):
+                if len(pred):
+                    scale = self.theta.net.output_scale.double()
+                    total = total + torch.nn.functional.smooth_l1_loss(pred / scale, run.tactile_targets / scale)
+            return total, 0
+        if method == "unroll":
+            from tactile_estimator.learning.baselines import unrolled_loss
+
+            total = sum((unrolled_loss(run, self.theta, pred, self.config.unroll) for run, pred
+                         in zip(runs, predictions, strict=True)), torch.zeros((), dtype=torch.float64))
+            return total, len(runs)
+        factor_lists = [R.factors_for(r, self.theta, p) for r, p in zip(runs, predictions, strict=True)]
+        seeds = [self._seed(epoch, update, i) for i in indices]
+        solutions = R.solve_runs(runs, factor_lists, self.config.sampler, self.config.solver_iterations,
+                                 self.config.samples, seeds)
+        families = R.learned_families(self.theta)
+        total = torch.zeros((), dtype=torch.float64)
+        for run, pred, solution in zip(runs, predictions, solutions, strict=True):
+            e_truth = R.energy(run, self.theta, pred, torch.from_numpy(run.truth)[None], families)[0]
+            e_samples = R.energy(run, self.theta, pred, torch.from_numpy(solution.samples), families).mean()
+            total = total + (e_truth - e_samples) / run.steps
+        return total, len(runs)
+
+    def _l2(self) -> torch.Tensor:
+        total = torch.zeros((), dtype=torch.float64)
+        for name, p in self.theta.named_parameters():
+            if p.requires_grad:
+                total = total + (p - self.start[name]).double().pow(2).sum()
+        return self.config.l2 * total
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> dict[str, float]:
+        with torch.no_grad():
+            predictions = [self.theta.predictions(r) for r in self.val_runs]
+            factor_lists = [R.factors_for(r, self.theta, p) for r, p in zip(self.val_runs, predictions, strict=True)]
+        solutions = R.solve_runs(self.val_runs, factor_lists, self.config.sampler, self.config.solver_iterations,
+                                 0, [0] * len(self.val_runs))
+        self.solver_calls += len(self.val_runs)
+        t, r = R.pooled_rmse(self.val_runs, solutions)
+        return {"val_rmse_translation_m": t, "val_rmse_rotation_rad": r}
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, resume: bool = False) -> TrainResult:
+        if self.config.method == "blackbox":
+            from tactile_estimator.learning.baselines import blackbox_search
+
+            return blackbox_search(self, resume)
+        optimiser, schedule, updates = self._optimiser()
+        epoch, update = 0, 0
+        if resume:
+            epoch, update = self._restore(optimiser, schedule)
+        elif self.world.main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not self.history:
+            self._record(0, float("nan"), time.perf_counter())
+            if self.world.main:
+                self._write_epoch(optimiser, schedule)
+        with _StopRequest() as stop:
+            while epoch < self.config.epochs:
+                started = time.perf_counter()
+                order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.runs))
+                while update < updates:
+                    group = order[update * self.config.runs_per_update:(update + 1) * self.config.runs_per_update]
+                    self._losses.append(self._update(optimiser, schedule, group, epoch, update))
+                    update += 1
+                    if update < updates and self.world.any(stop.requested):
+                        self._interrupted(optimiser, schedule, epoch, update, updates)
+                epoch, update = epoch + 1, 0
+                self._record(epoch, float(np.mean(self._losses)), started)
+                self._losses = []
+                if self.world.main:
+                    self._write_epoch(optimiser, schedule)
+                self.world.barrier()
+                if epoch < self.config.epochs and self.world.any(stop.requested):
+                    self._interrupted(None, None, epoch, 0, updates)
+        return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s,
+                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net))
+
+    def _interrupted(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int, update: int,
+                     updates: int) -> None:
+        """Save where the loop stands (mid-epoch) or rely on the epoch's checkpoint, then stop."""
+        if optimiser is not None and self.world.main:
+            self._save_checkpoint(optimiser, schedule, epoch, update)
+        raise TrainingInterrupted(
+            f"stopped at epoch {epoch + 1}, update {update} of {updates}; checkpoint "
+            f"{self.out_dir / CHECKPOINT} saved; --resume continues from it")
+
+    def _update(self, optimiser: torch.optim.Optimizer, schedule: Any, group: np.ndarray, epoch: int,
+                update: int) -> float:
+        mine = [int(i) for i in group[self.world.rank::self.world.size]]
+        optimiser.zero_grad()
+        problem = "the loss or its gradient is not finite"
+        try:
+            loss, calls = self.loss(mine, epoch, update)
+        except (DatasetError, BackendError) as error:  # a graph that the current θ makes unsolvable
+            problem = f"the solver failed ({error})"
+            loss, calls = torch.tensor(float("nan"), dtype=torch.float64), 0
+        loss = loss / len(group)
+        if self.world.main:
+            loss = loss + self._l2()
+        finite = bool(torch.isfinite(loss))
+        if loss.requires_grad and finite:
+            loss.backward()
+        params = [p for g in optimiser.param_groups for p in g["params"]]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            finite = finite and bool(torch.isfinite(p.grad).all())
+        if not self.world.any(not finite):
+            for p in params:
+                self.world.sum_(p.grad)
+        else:
+            where = ", ".join(self.runs[i].name for i in group)
+            kept = self.out_dir / CHECKPOINT
+            raise TrainingError(
+                f"{problem} at epoch {epoch + 1}, update {update + 1} (runs {where}); "
+                f"stopped before applying it; the last good checkpoint {kept} and model are kept")
+        optimiser.step()
+        schedule.step()
+        total = self.world.sum_(torch.tensor([float(loss.detach()), float(calls)], dtype=torch.float64))
+        self.solver_calls += int(total[1])
+        return float(total[0])
+
+    # ---------------------------------------------------------------- records and files
+    def _record(self, epoch: int, loss: float, started: float) -> None:
+        self.wall_s += time.perf_counter() - started
+        row: dict[str, Any] = {"epoch": epoch, "loss": loss}
+        if self.world.main:
+            row.update(self.validate())
+        for family in R.SIGMA_FAMILIES:
+            sigma = self.theta.sigma(family)
+            if sigma is not None:
+                for axis, value in zip("xyz" if len(sigma) == 3 else "d", sigma.detach().tolist(), strict=False):
+                    row[f"sigma_{family}_{axis}"] = value
+        row["solver_calls"] = self.solver_calls
+        row["wall_s"] = round(self.wall_s, 3)
+        self.history.append(row)
+        if "val_rmse_translation_m" in row:
+            t_mm, r_deg = row["val_rmse_translation_m"] * 1e3, math.degrees(row["val_rmse_rotation_rad"])
+            self.progress(f"epoch {epoch}: loss {loss:.4g}, validation RMSE {t_mm:.2f} mm, {r_deg:.2f} deg, "
+                          f"solver calls {self.solver_calls}")
+
+    def _write_epoch(self, optimiser: torch.optim.Optimizer, schedule: Any) -> None:
+        write_outputs(self, self.factor_weights())
+        self._save_checkpoint(optimiser, schedule, len(self.history) - 1, 0)
+
+    def _save_checkpoint(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int,
+                         update: int, extra: dict[str, Any] | None = None) -> None:
+        state = {
+            "format": 1, "epoch": epoch, "update": update, "theta": self.theta.state_dict(),
+            "optimizer": optimiser.state_dict() if optimiser is not None else {},
+            "scheduler": schedule.state_dict() if schedule is not None else {},
+            "history": self.history, "solver_calls": self.solver_calls, "wall_s": self.wall_s,
+            "config": _plain(asdict(self.config)), "train_bags": [p.name for p in self.train_paths],
+            "losses": list(self._losses), "extra": extra or {},
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        with _atomic(self.out_dir / CHECKPOINT) as tmp:
+            Path(tmp).write_bytes(buffer.getvalue())
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        path = self.out_dir / CHECKPOINT
+        if not path.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises zip, pickle and EOF errors alike for a damaged file
+            raise TrainingError(f"{path}: cannot read the checkpoint: {str(error).splitlines()[0]}") from None
+        saved, now = state.get("config", {}), _plain(asdict(self.config))
+        for key in sorted(set(saved) | set(now)):
+            if key != "epochs" and saved.get(key) != now.get(key):
+                raise TrainingError(f"--resume: {key} was {saved.get(key)!r} in {path}, now {now.get(key)!r}")
+        if state.get("train_bags") != [p.name for p in self.train_paths]:
+            raise TrainingError(f"--resume: the training bags differ from those of {path}")
+        self.theta.load_state_dict(state["theta"])
+        self.history = list(state["history"])
+        self.solver_calls = int(state["solver_calls"])
+        self.wall_s = float(state["wall_s"])
+        self._losses = list(state.get("losses", []))
+        return state
+
+    def _restore(self, optimiser: torch.optim.Optimizer, schedule: Any) -> tuple[int, int]:
+        state = self.load_checkpoint()
+        optimiser.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        epoch, update = int(state["epoch"]), int(state["update"])
+        self.progress(f"resuming at epoch {epoch + 1}, update {update + 1}")
+        return epoch, update
+
+
+def _plain(value: Any) -> Any:
+    """Configuration as plain lists, dicts and scalars (what weights_only checkpoints may hold)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_outputs(trainer: Trainer, weights: FactorWeights) -> None:
+    """The model directory, the CSV log and the learning curves, each written atomically."""
+    out = trainer.out_dir
+    last = trainer.history[-1]
+    first = trainer.history[0]
+    model = TactileModel(trainer.model.arch, weights, trainer.theta.net, dict(trainer.model.description))
+    description = dict(trainer.model.description)
+    previous = description.get("training")
+    model.description = {k: v for k, v in description.items() if k not in ("training", "validation")}
+    model.save(
+        out,
+        training={
+            "method": trainer.config.method,
+            "command": trainer.command,
+            "date": datetime.date.today().isoformat(),
+            "init": trainer.init_dir or "the shipped models/",
+            "init_training": previous,
+            "train_bags": [p.name for p in trainer.train_paths],
+            "val_bags": [p.name for p in trainer.val_paths] or "the training bags",
+            "epochs": int(last["epoch"]),
+            "sampler": trainer.config.sampler,
+            "learn": list(trainer.config.learn),
+            "solver_calls": trainer.solver_calls,
+            "processes": trainer.world.size,
+        },
+        validation={
+            "rmse_translation_m": last.get("val_rmse_translation_m"),
+            "rmse_rotation_rad": last.get("val_rmse_rotation_rad"),
+            "start_rmse_translation_m": first.get("val_rmse_translation_m"),
+            "start_rmse_rotation_rad": first.get("val_rmse_rotation_rad"),
+            "measured_on": "the batch solution of the validation runs' graphs under the trained weights",
+        },
+    )
+    columns = list(dict.fromkeys(k for row in trainer.history for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(trainer.history)
+    with _atomic(out / LOG_CSV) as tmp:
+        Path(tmp).write_text(text.getvalue())
+    _plot_curves(trainer.history, out / CURVES, trainer.config.method)
+
+
+def _plot_curves(history: list[dict[str, Any]], path: Path, method: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    axes[0].plot(epochs, [row.get("val_rmse_translation_m", float("nan")) * 1e3 for row in history], "o-")
+    axes[0].set_ylabel("validation RMSE translation (mm)")
+    axes[1].plot(epochs, [math.degrees(row.get("val_rmse_rotation_rad", float("nan"))) for row in history], "o-")
+    axes[1].set_ylabel("validation RMSE rotation (deg)")
+    axes[2].plot(epochs, [row["loss"] for row in history], "o-")
+    axes[2].set_ylabel("training loss")
+    for ax in axes:
+        ax.set_xlabel("epoch" if method != "blackbox" else "generation")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"training ({method})")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    with _atomic(path) as tmp:
+        Path(tmp).write_bytes(buffer.getvalue())
+
+
+def train(train_paths: Sequence[Path], val_paths: Sequence[Path], out_dir: Path, estimator_config: EstimatorConfig,
+          config: TrainerConfig, init: str | Path | None = None, resume: bool = False, command: str = "",
+          progress: Callable[[str], None] | None = None) -> TrainResult:
+    if not train_paths:
+        raise DatasetError("no training bags")
+    trainer = Trainer(train_paths, val_paths, out_dir, estimator_config, config, init, command, progress)
+    return trainer.run(resume)

@@ -1,0 +1,323 @@
+"""Training trajectories: the estimator's own factor graph of a bag, with ground truth for every pose.
+
+A bag is replayed once through the live path (StreamRouter -> Estimator) with the starting model.
+Which factors exist (steps, contact episodes, tactile pairs, camera matches) does not depend on the
+learned parameters θ; only the tactile measurements (the network's output) and the learned
+standard deviations do. So a ``RunGraph`` keeps the estimator's graph as a template, the network
+inputs of the steps that carry a tactile code, and the ground truth at every step, and rebuilds
+the factors for any θ without replaying the bag again.
+
+The energy E(θ; x) = ½ Σ ‖r_f(x; θ) / σ_f(θ)‖² is written in torch over the factor forms of
+factors/torch_forms.py, so gradients reach θ (network and log-sigmas) but not the poses x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tactile_estimator.adapters.replay import object_shape
+from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.backends.gauss_newton import Problem, _key_order
+from tactile_estimator.backends.isam2 import Isam2Backend
+from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.estimator import Estimator
+from tactile_estimator.factors import Factor, Key, ObjectModel
+from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors.tactile import relative_sensor_motion
+from tactile_estimator.io import bags, messages
+from tactile_estimator.learning.datasets import DatasetError
+from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
+from tactile_estimator.networks.tactile import TactileModel, TactileNet, preprocess
+
+EE_TRUTH_TOPIC = "/ee_ground_truth"  # recorded by the simulator; real bags fall back on the measured poses
+SIGMA_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera")
+
+
+@dataclass
+class FamilyGroup:
+    """All factors of one family in a run, as tensors."""
+
+    family: str
+    positions: np.ndarray  # (F,) positions in RunGraph.factors
+    index: torch.Tensor  # (F, n) rows of the run's value array
+    measurement: torch.Tensor  # (F, m) float64
+    sigmas: torch.Tensor  # (F, d) the template's sigmas (used where the family is not learned)
+
+
+@dataclass
+class RunGraph:
+    name: str
+    keys: list[Key]  # ordered by step, object before end-effector (the Gauss-Newton backend's order)
+    factors: list[Factor]  # the estimator's graph; tactile measurements are the starting model's
+    warm: np.ndarray  # (V, 3) the estimator's final values: the warm start of every solve
+    truth: np.ndarray  # (V, 3) ground truth of every pose
+    object_rows: np.ndarray  # (K,) rows of the object poses, by step
+    groups: dict[str, FamilyGroup]
+    model: ObjectModel
+    code_row: np.ndarray  # (K,) row of each step in ``inputs``, -1 for steps without a tactile code
+    inputs: torch.Tensor  # (C, 3, h, w) network inputs of the steps with a code
+    tactile_rows: torch.Tensor  # (F_t, 2) code rows of the tactile factors' frames i and j
+    tactile_targets: torch.Tensor  # (F_t, 3) s_i⁻¹ s_j at ground truth (the supervised target)
+
+    @property
+    def steps(self) -> int:
+        return len(self.object_rows)
+
+    def values(self, poses: dict[Key, np.ndarray]) -> np.ndarray:
+        return np.stack([poses[k] for k in self.keys])
+
+
+def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: TactileModel) -> RunGraph:
+    """Replay a bag through the estimator once and keep its graph, inputs and ground truth."""
+    bag = bags.resolve_bag(bag)
+    topics = config.topics
+    try:
+        bags.require_topics(bag, [tactile_topics(config), [topics.ee_pose], [topics.ground_truth]])
+    except bags.MissingTopicsError as error:
+        raise DatasetError(f"training needs ground truth on {topics.ground_truth}: {error}") from None
+    shape = object_shape(bag, config)
+    object_model = ObjectModel.for_shape(shape)
+    estimator = Estimator(config, model, object_model)
+    router = StreamRouter(estimator)
+    images: dict[int, np.ndarray] = {}
+    truth: list[tuple[int, np.ndarray]] = []
+    ee_truth: list[tuple[int, np.ndarray]] = []
+    hw = (config.image_height, config.image_width)
+    tactile = set(tactile_topics(config))
+    for message in bags.read_messages(bag, [*router.topics, topics.ground_truth, EE_TRUTH_TOPIC]):
+        try:
+            if message.topic in (topics.ground_truth, EE_TRUTH_TOPIC):
+                sample = messages.pose_to_sample(message.msg, message.msgtype, message.topic, np.pi)
+                (truth if message.topic == topics.ground_truth else ee_truth).append((sample.stamp_ns, sample.pose))
+                continue
+            if message.topic in tactile:
+                frame = messages.image_to_frame(message.msg, message.msgtype, message.topic, hw)
+                images[frame.stamp_ns] = frame.image
+        except messages.InputRejected:
+            pass  # the router counts what the estimator drops; ground truth that is not clean is left out
+        router.handle(message.topic, message.msgtype, message.msg)
+    estimator.flush()
+    if not estimator.steps:
+        raise DatasetError(f"bag {bag}: the estimator made no steps (no usable tactile frames)")
+    if len(truth) < 2:
+        raise DatasetError(f"bag {bag}: fewer than two usable poses on {topics.ground_truth}")
+
+    values = estimator.values()
+    keys = sorted(values, key=_key_order)
+    row = {k: i for i, k in enumerate(keys)}
+    stamps = np.array([s.stamp_ns for s in estimator.steps])
+    t_stamps, t_poses = np.array([t for t, _ in truth]), np.array([p for _, p in truth])
+    o_truth, covered = interpolate_poses(t_stamps, t_poses, stamps)
+    if not covered.all():
+        raise DatasetError(f"bag {bag}: {topics.ground_truth} does not cover {int((~covered).sum())} of the steps")
+    if len(ee_truth) >= 2:
+        e_truth, _ = interpolate_poses(np.array([t for t, _ in ee_truth]), np.array([p for _, p in ee_truth]), stamps)
+    else:
+        e_truth = np.stack([s.ee_measured for s in estimator.steps])
+    truth_values = np.zeros((len(keys), 3))
+    for step in estimator.steps:
+        truth_values[row[("o", step.index)]] = o_truth[step.index]
+        truth_values[row[("e", step.index)]] = e_truth[step.index]
+
+    coded = [s for s in estimator.steps if s.code is not None]
+    code_row = np.full(len(estimator.steps), -1)
+    code_row[[s.index for s in coded]] = np.arange(len(coded))
+    arch = model.arch
+    if coded:
+        frames = np.stack([images[s.stamp_ns] for s in coded])
+        inputs = torch.from_numpy(np.concatenate([
+            preprocess(frames[i:i + 64], estimator.background, arch) for i in range(0, len(frames), 64)]))
+    else:
+        inputs = torch.zeros((0, 3, arch.image_height // arch.downsample, arch.image_width // arch.downsample))
+
+    factors = list(estimator.graph.factors)
+    groups = _groups(factors, row)
+    tactile_rows = torch.zeros((0, 2), dtype=torch.long)
+    tactile_targets = torch.zeros((0, 3), dtype=torch.float64)
+    if "tactile" in groups:
+        idx = groups["tactile"].index.numpy()
+        steps_ij = np.stack([[keys[r][1] for r in idx[:, 0]], [keys[r][1] for r in idx[:, 2]]], 1)
+        tactile_rows = torch.from_numpy(code_row[steps_ij])
+        tv = truth_values
+        tactile_targets = torch.from_numpy(
+            relative_sensor_motion(tv[idx[:, 0]], tv[idx[:, 1]], tv[idx[:, 2]], tv[idx[:, 3]]).reshape(-1, 3))
+    object_rows = np.array([row[("o", s.index)] for s in estimator.steps])
+    return RunGraph(bag.name, keys, factors, np.stack([values[k] for k in keys]), truth_values, object_rows,
+                    groups, object_model, code_row, inputs, tactile_rows, tactile_targets)
+
+
+def _groups(factors: Sequence[Factor], row: dict[Key, int]) -> dict[str, FamilyGroup]:
+    by_family: dict[str, list[int]] = {}
+    for position, factor in enumerate(factors):
+        by_family.setdefault(factor.family, []).append(position)
+    groups = {}
+    for family, positions in by_family.items():
+        members = [factors[p] for p in positions]
+        index = torch.tensor([[row[k] for k in f.keys] for f in members], dtype=torch.long)
+        measurement = torch.from_numpy(np.stack([np.asarray(f.measurement, dtype=float) for f in members]))
+        d = 1 if family == "contact" else 3
+        sigmas = torch.from_numpy(np.stack([np.broadcast_to(np.asarray(f.sigmas, dtype=float), (d,)) for f in members]))
+        groups[family] = FamilyGroup(family, np.array(positions), index, measurement, sigmas)
+    return groups
+
+
+# ------------------------------------------------------------------------------------ θ and energy
+class Theta(torch.nn.Module):
+    """What training learns: the tactile network and the log standard deviations of chosen families."""
+
+    def __init__(self, model: TactileModel, config: EstimatorConfig, learn: Sequence[str]) -> None:
+        super().__init__()
+        self.net: TactileNet = model.net
+        self.learn = list(learn)
+        self.log_sigma = torch.nn.ParameterDict()
+        for family in SIGMA_FAMILIES:
+            if family in learn:
+                start = np.atleast_1d(np.asarray(initial_sigmas(model, config, family), dtype=float))
+                self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start)))
+        for name, parameter in self.net.named_parameters():
+            is_head = name.startswith("head.")
+            parameter.requires_grad_(("tactile_head" in learn and is_head)
+                                     or ("tactile_encoder" in learn and not is_head))
+        self.net.eval()  # batch statistics stay those of pretraining
+
+    @property
+    def learns_network(self) -> bool:
+        return any(p.requires_grad for p in self.net.parameters())
+
+    @property
+    def learns_encoder(self) -> bool:
+        return "tactile_encoder" in self.learn
+
+    def sigma(self, family: str) -> torch.Tensor | None:
+        return torch.exp(self.log_sigma[family]) if family in self.log_sigma else None
+
+    def codes(self, run: RunGraph) -> torch.Tensor:
+        with torch.set_grad_enabled(self.learns_encoder):
+            return torch.cat([self.net.encode(run.inputs[i:i + 256]) for i in range(0, len(run.inputs), 256)]) \
+                if len(run.inputs) else torch.zeros((0, self.net.project.out_features))
+
+    def predictions(self, run: RunGraph) -> torch.Tensor:
+        """(F_t, 3) float64 tactile measurements of the run under the current network."""
+        if not len(run.tactile_rows):
+            return torch.zeros((0, 3), dtype=torch.float64)
+        codes = self.codes(run)
+        with torch.set_grad_enabled(self.learns_network):
+            return self.net.pair(codes[run.tactile_rows[:, 0]], codes[run.tactile_rows[:, 1]]).double()
+
+
+def initial_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> list[float]:
+    """The starting standard deviations: the model's (tactile, pushing, learned others) or the config's."""
+    learned = getattr(model.weights, family)
+    if learned:
+        return list(learned)
+    return list(np.atleast_1d(getattr(config.noise, family)))
+
+
+def factors_for(run: RunGraph, theta: Theta, predictions: torch.Tensor) -> list[Factor]:
+    """The run's factors under θ: tactile measurements from the network, learned sigmas in place."""
+    factors = list(run.factors)
+    with torch.no_grad():
+        for family, group in run.groups.items():
+            sigma = theta.sigma(family)
+            measured = predictions.numpy() if family == "tactile" else None
+            if sigma is None and measured is None:
+                continue
+            sigma_np = None if sigma is None else sigma.numpy().copy()
+            for n, position in enumerate(group.positions):
+                old = factors[position]
+                factors[position] = dataclasses.replace(
+                    old, measurement=old.measurement if measured is None else measured[n],
+                    sigmas=old.sigmas if sigma_np is None else sigma_np)
+    return factors
+
+
+def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor,
+           families: Sequence[str] | None = None) -> torch.Tensor:
+    """E(θ; x) for a batch of value sets (N, V, 3) -> (N,), over the given families (default: all)."""
+    total = values.new_zeros(values.shape[0])
+    for family, group in run.groups.items():
+        if families is not None and family not in families:
+            continue
+        n_var, count = group.index.shape[1], group.index.shape[0]
+        poses = [values[:, group.index[:, a]].reshape(-1, 3) for a in range(n_var)]
+        measured = predictions if family == "tactile" else group.measurement
+        measured = measured.expand((values.shape[0],) + measured.shape).reshape(
+            (values.shape[0] * count,) + measured.shape[1:])
+        r = tf.RESIDUALS[family](poses, measured, run.model).reshape(values.shape[0], count, -1)
+        sigma = theta.sigma(family)
+        scale = group.sigmas if sigma is None else sigma
+        total = total + 0.5 * ((r / scale) ** 2).sum((1, 2))
+    return total
+
+
+def learned_families(theta: Theta) -> list[str]:
+    """Families whose energy depends on θ (the others add a constant to E and no gradient)."""
+    families = list(theta.log_sigma.keys())
+    if theta.learns_network and "tactile" not in families:
+        families.append("tactile")
+    return families
+
+
+# ------------------------------------------------------------------------------------ solving
+@dataclass
+class Solution:
+    values: np.ndarray  # (V, 3) the MAP estimate under θ
+    samples: np.ndarray | None  # (S, V, 3) joint samples of its Laplace approximation
+
+
+def solve_runs(runs: Sequence[RunGraph], factor_lists: Sequence[list[Factor]], sampler: str, iterations: int,
+               samples: int, seeds: Sequence[int]) -> list[Solution]:
+    """Solve each run's graph (warm-started) and draw joint posterior samples (samples=0: none)."""
+    if sampler == "gn":
+        problem = Problem([(f, dict(zip(r.keys, r.warm, strict=True))) for r, f in zip(runs, factor_lists,
+                                                                                    strict=True)])
+        report = problem.solve(iterations=iterations)
+        for b, reason in enumerate(report.reasons):
+            if reason is not None:
+                raise DatasetError(f"run {runs[b].name}: the graph cannot be solved: {reason}")
+        drawn = None
+        if samples:
+            factor = problem.factorize()
+            drawn = problem.sample(factor, samples, [torch.Generator().manual_seed(s) for s in seeds]).numpy()
+        out = []
+        for b, run in enumerate(runs):
+            order = [problem.keys[b].index(k) for k in run.keys]
+            out.append(Solution(problem.values[b, order].numpy().copy(),
+                                None if drawn is None else drawn[b][:, order].copy()))
+        return out
+    out = []
+    for run, factors, seed in zip(runs, factor_lists, seeds, strict=True):
+        backend = Isam2Backend(relinearize_threshold=0.001)
+        backend.add(factors, dict(zip(run.keys, run.warm, strict=True)))
+        backend.refine(iterations - 1)
+        solved = backend.estimate(run.keys)
+        drawn = backend.sample(samples, run.keys, np.random.default_rng(seed)) if samples else None
+        out.append(Solution(run.values(solved), drawn))
+    return out
+
+
+def trajectory_rmse(run: RunGraph, values: np.ndarray) -> tuple[float, float, int]:
+    """RMSE of the object poses against ground truth: translation (m), rotation (rad), and pose count."""
+    trans, rot = pose_errors(values[run.object_rows], run.truth[run.object_rows])
+    return rmse(trans), rmse(rot), len(trans)
+
+
+def pooled_rmse(runs: Sequence[RunGraph], solutions: Sequence[Solution]) -> tuple[float, float]:
+    """RMSE over the poses of all runs together."""
+    sq_t = sq_r = count = 0.0
+    for run, solution in zip(runs, solutions, strict=True):
+        t, r, n = trajectory_rmse(run, solution.values)
+        sq_t, sq_r, count = sq_t + t * t * n, sq_r + r * r * n, count + n
+    return float(np.sqrt(sq_t / count)), float(np.sqrt(sq_r / count))
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str] | Path], config: EstimatorConfig,
+              model: TactileModel) -> list[RunGraph]:
+    return [build_run(p, config, model) for p in paths]
