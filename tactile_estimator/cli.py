@@ -84,6 +84,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = train(bags, val, Path(args.out), config, trainer_config, init=args.init or None, resume=args.resume,
                    command=command, progress=print)
+    if not result.main:
+        return 0  # under torchrun, the first process reports
     first, last = result.history[0], result.history[-1]
     def figures(row: dict) -> str:
         return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"

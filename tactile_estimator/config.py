@@ -266,6 +266,7 @@ class TrainerConfig:
     solver_iterations: int = 10  # Gauss-Newton iterations (gn) or iSAM2 updates (isam2) per solve
     seed: int = 0
     threads: int = 0  # torch threads; 0: torch's default
+    ee_truth: str = "measured"  # the end-effector's "ground truth": measured (as on a robot) or bag (/ee_ground_truth)
     blackbox: BlackboxConfig = field(default_factory=BlackboxConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
 
@@ -279,6 +280,8 @@ class TrainerConfig:
                 raise ConfigError(f"learn: '{name}' is unknown; expected any of {', '.join(LEARNABLE)}")
         if self.epochs < 0 or self.samples < 1 or self.runs_per_update < 1 or self.solver_iterations < 1:
             raise ConfigError("epochs must be >= 0; samples, runs_per_update and solver_iterations >= 1")
+        if self.ee_truth not in ("measured", "bag"):
+            raise ConfigError(f"ee_truth: '{self.ee_truth}' is unknown; expected measured or bag")
         if self.blackbox.optimizer not in ("cma", "nelder-mead"):
             name = self.blackbox.optimizer
             raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")

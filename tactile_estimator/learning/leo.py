@@ -75,6 +75,7 @@ class TrainResult:
     wall_s: float
     model: TactileModel | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    main: bool = True  # the process that validates and writes (rank 0 under torchrun)
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -148,8 +149,9 @@ class Trainer:
         self.theta = R.Theta(self.model, estimator_config, config.learn)
         self.train_paths, self.val_paths = list(train_paths), list(val_paths)
         started = time.perf_counter()
-        self.runs = R.load_runs(self.train_paths, estimator_config, self.model)
-        self.val_runs = R.load_runs(self.val_paths, estimator_config, self.model) if self.val_paths else self.runs
+        self.runs = R.load_runs(self.train_paths, estimator_config, self.model, config.ee_truth)
+        self.val_runs = (R.load_runs(self.val_paths, estimator_config, self.model, config.ee_truth)
+                         if self.val_paths else self.runs)
         self.load_s = time.perf_counter() - started
         self.start = {name: p.detach().clone() for name, p in self.theta.named_parameters() if p.requires_grad}
         self.history: list[dict[str, Any]] = []
@@ -272,7 +274,7 @@ class Trainer:
                 if epoch < self.config.epochs and self.world.any(stop.requested):
                     self._interrupted(None, None, epoch, 0, updates)
         return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s,
-                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net))
+                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net), main=self.world.main)
 
     def _interrupted(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int, update: int,
                      updates: int) -> None:
@@ -471,4 +473,8 @@ def train(train_paths: Sequence[Path], val_paths: Sequence[Path], out_dir: Path,
     if not train_paths:
         raise DatasetError("no training bags")
     trainer = Trainer(train_paths, val_paths, out_dir, estimator_config, config, init, command, progress)
-    return trainer.run(resume)
+    try:
+        return trainer.run(resume)
+    finally:
+        if trainer.world.size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

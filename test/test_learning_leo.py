@@ -1,0 +1,244 @@
+"""The trainer on real bags: energy, samplers, LEO updates, outputs, resume after SIGINT, NaN stop, DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tactile_estimator.config import ConfigError, load_estimator_config, load_trainer_config
+from tactile_estimator.graph import FactorGraph
+from tactile_estimator.io import bags
+from tactile_estimator.learning import runs as R
+from tactile_estimator.learning.baselines import unrolled_solve
+from tactile_estimator.learning.datasets import DatasetError
+from tactile_estimator.learning.leo import CHECKPOINT, LOG_CSV, TrainingError, train
+from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.objects import DEFAULT_SIZES, Shape
+from tactile_estimator.sim.pushing import simulate_run
+from tactile_estimator.sim.recording import write_run_bag
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def short_bags(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two 80-step runs (a rect and a disc), enough for contact episodes and camera detections."""
+    out = tmp_path_factory.mktemp("train_bags")
+    paths = []
+    for seed, kind in ((7100, "rect"), (7101, "disc")):
+        path = out / f"run_{seed}_{kind}"
+        write_run_bag(simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=80, seed=seed), path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def run_graphs(short_bags: list[Path]) -> list[R.RunGraph]:
+    return R.load_runs(short_bags, load_estimator_config(), TactileModel.load())
+
+
+def _config(**values: object):
+    base = {"epochs": 1, "samples": 4, "runs_per_update": 1, "solver_iterations": 5, "threads": 1}
+    base.update(values)
+    return load_trainer_config(None, base)
+
+
+def test_run_graph_is_the_estimators_graph_with_truth(run_graphs: list[R.RunGraph]) -> None:
+    run = run_graphs[0]
+    assert run.steps > 60 and len(run.keys) == 2 * run.steps
+    assert "tactile" in run.groups and len(run.tactile_rows) == len(run.groups["tactile"].positions)
+    assert (run.tactile_rows >= 0).all(), "every tactile factor's frames have network inputs"
+    # the starting model's predictions rebuild the template's tactile measurements
+    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile_head"])
+    predictions = theta.predictions(run)
+    np.testing.assert_allclose(predictions.detach().numpy(), run.groups["tactile"].measurement.numpy(), atol=1e-6)
+    t, r, _ = R.trajectory_rmse(run, run.warm)
+    assert t < 0.02 and r < 0.2, "the estimator's own solution is near the truth"
+
+
+def test_torch_energy_equals_the_graph_energy(run_graphs: list[R.RunGraph]) -> None:
+    run = run_graphs[1]
+    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"])
+    predictions = theta.predictions(run)
+    graph = FactorGraph()
+    graph.add(R.factors_for(run, theta, predictions), {})
+    for values in (run.warm, run.truth):
+        expected = graph.energy(dict(zip(run.keys, values, strict=True)))
+        got = R.energy(run, theta, predictions, torch.from_numpy(values)[None])[0].item()
+        assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_isam2_and_gauss_newton_samplers_agree(run_graphs: list[R.RunGraph]) -> None:
+    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
+    predictions = [theta.predictions(r) for r in run_graphs]
+    factors = [R.factors_for(r, theta, p) for r, p in zip(run_graphs, predictions, strict=True)]
+    isam2 = R.solve_runs(run_graphs, factors, "isam2", 10, 400, [1, 2])
+    gn = R.solve_runs(run_graphs, factors, "gn", 10, 400, [1, 2])
+    for a, b in zip(isam2, gn, strict=True):
+        np.testing.assert_allclose(a.values, b.values, atol=1e-5)
+        spread_a, spread_b = a.samples.std(0), b.samples.std(0)
+        np.testing.assert_allclose(spread_a.mean(0), spread_b.mean(0), rtol=0.15)
+
+
+def test_unrolled_gauss_newton_converges_to_the_batch_solution(run_graphs: list[R.RunGraph]) -> None:
+    run = run_graphs[0]
+    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
+    predictions = theta.predictions(run)
+    solved = R.solve_runs([run], [R.factors_for(run, theta, predictions)], "gn", 20, 0, [0])[0]
+    unrolled = unrolled_solve(run, theta, predictions, 8)
+    np.testing.assert_allclose(unrolled.detach().numpy(), solved.values, atol=1e-6)
+    unrolled[run.object_rows, 0].sum().backward()
+    assert theta.log_sigma["tactile"].grad is not None and torch.isfinite(theta.log_sigma["tactile"].grad).all()
+
+
+def test_leo_training_writes_a_model_the_estimator_loads(short_bags: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "leo"
+    result = train(short_bags, short_bags[:1], out, load_estimator_config(), _config(sampler="gn"), command="test")
+    for name in ("weights.pt", "model.yaml", LOG_CSV, "learning_curves.png", CHECKPOINT):
+        assert (out / name).is_file(), name
+    assert [row["epoch"] for row in result.history] == [0, 1]
+    assert result.solver_calls == 2 + 2  # two validations of one run, one update per training run
+    model = TactileModel.load(out)
+    start = TactileModel.load()
+    assert model.weights.tactile != start.weights.tactile and model.weights.pushing != start.weights.pushing
+    assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
+    head_moved = any(not torch.equal(a, b) for (name, a), (_, b) in
+                     zip(model.net.state_dict().items(), start.net.state_dict().items(), strict=True) if "head" in name)
+    encoder_kept = all(torch.equal(a, b) for (name, a), (_, b) in
+                       zip(model.net.state_dict().items(), start.net.state_dict().items(), strict=True)
+                       if "head" not in name)
+    assert head_moved and encoder_kept
+    description = yaml.safe_load((out / "model.yaml").read_text())
+    assert description["training"]["method"] == "leo" and description["training"]["sampler"] == "gn"
+    last = result.history[-1]["val_rmse_translation_m"]
+    assert description["validation"]["rmse_translation_m"] == pytest.approx(last)
+    # the estimator runs with it
+    from tactile_estimator.adapters.replay import replay_bag
+
+    replayed = replay_bag(short_bags[0], load_estimator_config(), model, tmp_path / "replay")
+    assert replayed.metrics["final_rmse_translation_m"] < 0.02
+
+
+def test_every_method_runs_one_epoch(short_bags: list[Path], tmp_path: Path) -> None:
+    for method, extra in (("supervised", {}), ("unroll", {"unroll": {"iterations": 2}}),
+                          ("blackbox", {"blackbox": {"optimizer": "nelder-mead", "evaluations": 8}})):
+        out = tmp_path / method
+        result = train(short_bags, short_bags[:1], out, load_estimator_config(),
+                       _config(method=method, sampler="gn", **extra))
+        assert (out / "model.yaml").is_file() and len(result.history) >= 2, method
+        if method == "blackbox":
+            assert result.extra["evaluations"] == 8
+            assert result.solver_calls == 1 + 8  # the start and every evaluation solve the one validation run
+            assert result.history[-1]["loss"] <= 2.0  # never worse than the start, whose objective is 2
+
+
+def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "nan"
+    config = _config(sampler="gn", epochs=2, learning_rate_sigma=1e6, learn=["tactile", "pushing"])
+    with pytest.raises(TrainingError, match=r"epoch 1, update 2 .*last good checkpoint"):
+        train(short_bags, short_bags[:1], out, load_estimator_config(), config)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 0 and state["update"] == 0
+    start = TactileModel.load().weights
+    np.testing.assert_allclose(torch.exp(state["theta"]["log_sigma.tactile"]).numpy(), start.tactile, rtol=1e-12)
+    assert TactileModel.load(out).weights.tactile == pytest.approx(start.tactile)
+
+
+def test_training_bag_without_ground_truth_names_the_topic(short_bags: list[Path], tmp_path: Path) -> None:
+    stripped = tmp_path / "no_truth"
+    with bags.BagWriter(stripped) as writer:
+        for message in bags.read_messages(short_bags[0]):
+            if message.topic != "/object_ground_truth":
+                writer.write(message.topic, message.msgtype, message.log_time_ns, message.msg)
+    with pytest.raises(DatasetError, match="/object_ground_truth"):
+        train([stripped], [], tmp_path / "out", load_estimator_config(), _config())
+
+
+def test_trainer_parameters_are_checked_by_name() -> None:
+    with pytest.raises(ConfigError, match="sampler"):
+        load_trainer_config(None, {"sampler": "mcmc"})
+    with pytest.raises(ConfigError, match="learn"):
+        load_trainer_config(None, {"learn": ["everything"]})
+    with pytest.raises(ConfigError, match="blackbox.evals: unknown"):
+        load_trainer_config(None, {"blackbox": {"evals": 3}})
+    config = load_trainer_config(ROOT / "config" / "trainer.yaml")
+    assert config.method == "leo" and config.sampler == "isam2"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tactile_estimator.cli", "train", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def _weights(directory: Path) -> dict[str, torch.Tensor]:
+    return torch.load(directory / "weights.pt", weights_only=True)
+
+
+def test_sigint_then_resume_equals_an_uninterrupted_run(short_bags: list[Path], tmp_path: Path) -> None:
+    common = [str(b) for b in short_bags] + ["--val", str(short_bags[0]), "--epochs", "3", "--sampler", "gn",
+                                            "--samples", "4", "--trainer-config", str(tmp_path / "trainer.yaml")]
+    (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {
+        "runs_per_update": 1, "solver_iterations": 5, "threads": 1}}}))
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    subprocess.run(_cli(*common, "--out", str(whole)), env=_env(), check=True, capture_output=True, timeout=300)
+
+    process = subprocess.Popen(_cli(*common, "--out", str(parts)), env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (parts / CHECKPOINT).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    stopped = torch.load(parts / CHECKPOINT, weights_only=True)
+    assert (stopped["epoch"], stopped["update"]) < (3, 0), "the run stopped before its end"
+
+    resumed = subprocess.run(_cli(*common, "--out", str(parts), "--resume"), env=_env(), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _weights(whole), _weights(parts)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-12)
+    wa = yaml.safe_load((whole / "model.yaml").read_text())["factor_weights"]
+    wb = yaml.safe_load((parts / "model.yaml").read_text())["factor_weights"]
+    for family in wa:
+        assert wa[family] == pytest.approx(wb[family], rel=1e-12), family
+    log_a, log_b = (whole / LOG_CSV).read_text().splitlines(), (parts / LOG_CSV).read_text().splitlines()
+    assert len(log_a) == len(log_b) == 5
+
+
+def test_two_gloo_processes_match_one(short_bags: list[Path], tmp_path: Path) -> None:
+    """Data-parallel under torchrun: the gradients of the two halves of each update are summed."""
+    (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {
+        "runs_per_update": 2, "solver_iterations": 5, "threads": 1, "sampler": "gn", "samples": 4, "epochs": 2}}}))
+    common = [str(b) for b in short_bags] + ["--val", str(short_bags[0]), "--trainer-config",
+                                            str(tmp_path / "trainer.yaml")]
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(_cli(*common, "--out", str(one)), env=_env(), check=True, capture_output=True, timeout=300)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "tactile_estimator.cli", "train", *common, "--out", str(two)]
+    done = subprocess.run(launcher, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    description = yaml.safe_load((two / "model.yaml").read_text())
+    assert description["training"]["processes"] == 2
+    a, b = _weights(one), _weights(two)
+    for key in a:
+        # the same update up to the order of floating-point sums (float32 network)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    wa = yaml.safe_load((one / "model.yaml").read_text())["factor_weights"]
+    assert wa["tactile"] == pytest.approx(description["factor_weights"]["tactile"], rel=1e-6)
+    assert wa["tactile"] != pytest.approx(TactileModel.load().weights.tactile, rel=1e-6), "training moved θ"
