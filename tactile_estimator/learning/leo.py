@@ -158,6 +158,8 @@ class Trainer:
         self.solver_calls = 0
         self.wall_s = 0.0
         self._losses: list[float] = []  # the current epoch's update losses
+        self.timing: dict[str, float] = {"network": 0.0, "solve_and_sample": 0.0, "energy": 0.0, "backward": 0.0,
+                                         "validation": 0.0}  # seconds, for profiles
 
     # ---------------------------------------------------------------- parameters and the optimiser
     def _optimiser(self) -> tuple[torch.optim.Optimizer, Any, int]:
@@ -195,7 +197,9 @@ class Trainer:
         runs = [self.runs[i] for i in indices]
         if not runs:
             return torch.zeros((), dtype=torch.float64), 0
+        mark = time.perf_counter()
         predictions = [self.theta.predictions(r) for r in runs]
+        self.timing["network"] += time.perf_counter() - mark
         if method == "supervised":
             total = torch.zeros((), dtype=torch.float64)
             for run, pred in zip(runs, predictions, strict=True):
@@ -211,14 +215,18 @@ class Trainer:
             return total, len(runs)
         factor_lists = [R.factors_for(r, self.theta, p) for r, p in zip(runs, predictions, strict=True)]
         seeds = [self._seed(epoch, update, i) for i in indices]
+        mark = time.perf_counter()
         solutions = R.solve_runs(runs, factor_lists, self.config.sampler, self.config.solver_iterations,
                                  self.config.samples, seeds)
+        self.timing["solve_and_sample"] += time.perf_counter() - mark
+        mark = time.perf_counter()
         families = R.learned_families(self.theta)
         total = torch.zeros((), dtype=torch.float64)
         for run, pred, solution in zip(runs, predictions, solutions, strict=True):
             e_truth = R.energy(run, self.theta, pred, torch.from_numpy(run.truth)[None], families)[0]
             e_samples = R.energy(run, self.theta, pred, torch.from_numpy(solution.samples), families).mean()
             total = total + (e_truth - e_samples) / run.steps
+        self.timing["energy"] += time.perf_counter() - mark
         return total, len(runs)
 
     def _l2(self) -> torch.Tensor:
@@ -230,6 +238,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- validation
     def validate(self) -> dict[str, float]:
+        mark = time.perf_counter()
         with torch.no_grad():
             predictions = [self.theta.predictions(r) for r in self.val_runs]
             factor_lists = [R.factors_for(r, self.theta, p) for r, p in zip(self.val_runs, predictions, strict=True)]
@@ -237,6 +246,7 @@ class Trainer:
                                  0, [0] * len(self.val_runs))
         self.solver_calls += len(self.val_runs)
         t, r = R.pooled_rmse(self.val_runs, solutions)
+        self.timing["validation"] += time.perf_counter() - mark
         return {"val_rmse_translation_m": t, "val_rmse_rotation_rad": r}
 
     # ---------------------------------------------------------------- the loop
@@ -274,7 +284,8 @@ class Trainer:
                 if epoch < self.config.epochs and self.world.any(stop.requested):
                     self._interrupted(None, None, epoch, 0, updates)
         return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s,
-                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net), main=self.world.main)
+                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net), main=self.world.main,
+                           extra={"timing": dict(self.timing), "load_s": self.load_s})
 
     def _interrupted(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int, update: int,
                      updates: int) -> None:
@@ -300,7 +311,9 @@ class Trainer:
             loss = loss + self._l2()
         finite = bool(torch.isfinite(loss))
         if loss.requires_grad and finite:
+            mark = time.perf_counter()
             loss.backward()
+            self.timing["backward"] += time.perf_counter() - mark
         params = [p for g in optimiser.param_groups for p in g["params"]]
         for p in params:
             if p.grad is None:

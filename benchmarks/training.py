@@ -1,0 +1,114 @@
+"""LEO against its baselines on the same simulated data and budget, and the LEO epoch time.
+
+Data (simulated once, cached under build/bench/training): 20 training runs, 4 validation runs
+and 6 test runs of 300 steps (rect, disc, ellipse in turn). Every method starts from the shipped
+model (the pretrained network, with the factor weights pretraining measured) and writes a model
+directory. Figures per method:
+- the validation RMSE it reports itself (batch solution of the validation graphs);
+- the test RMSE of ``replay`` with its model on the 6 test bags (the live estimator, online
+  estimates and the final smoothed trajectory): data no method has seen;
+- wall time of the training updates (bag loading and the per-epoch validation excluded) and solver
+  calls (validation solves included).
+
+Usage: python -m benchmarks.training [--epochs 5] [--evaluations 60] [--methods leo,blackbox,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import CACHE, append_results, simulated_bags
+from tactile_estimator.adapters.replay import replay_bag
+from tactile_estimator.config import load_estimator_config, load_trainer_config
+from tactile_estimator.learning.leo import train
+from tactile_estimator.networks.tactile import TactileModel
+
+SHAPES = ["rect", "disc", "ellipse"]
+
+
+def test_rmse(model_dir: Path | None, bags: list[Path], out: Path) -> dict[str, float]:
+    config = load_estimator_config()
+    model = TactileModel.load(model_dir)
+    online_t, online_r, final_t, final_r, counts = [], [], [], [], []
+    for bag in bags:
+        result = replay_bag(bag, config, model, out / bag.name)
+        n = result.metrics["steps"]
+        counts.append(n)
+        online_t.append(result.metrics["rmse_translation_m"] ** 2 * n)
+        online_r.append(result.metrics["rmse_rotation_rad"] ** 2 * n)
+        final_t.append(result.metrics["final_rmse_translation_m"] ** 2 * n)
+        final_r.append(result.metrics["final_rmse_rotation_rad"] ** 2 * n)
+    total = sum(counts)
+    return {"online_t": math.sqrt(sum(online_t) / total), "online_r": math.sqrt(sum(online_r) / total),
+            "final_t": math.sqrt(sum(final_t) / total), "final_r": math.sqrt(sum(final_r) / total)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--unroll-epochs", type=int, default=2, help="unroll is ~10x slower per epoch")
+    parser.add_argument("--evaluations", type=int, default=60, help="blackbox objective evaluations")
+    parser.add_argument("--methods", default="start,supervised,leo-gn,leo-isam2,unroll,blackbox")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    train_bags = simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20]
+    val_bags = simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4]
+    test_bags = simulated_bags("training/test", SHAPES, 2, 300, 4000)
+    out_root = CACHE / "training" / "models"
+    config = load_estimator_config()
+    rows = []
+    timing_lines = []
+    for method in args.methods.split(","):
+        out = out_root / method
+        shutil.rmtree(out, ignore_errors=True)
+        if method == "start":
+            trainer_cfg = load_trainer_config(None, {"epochs": 0, "sampler": "gn", "threads": args.threads})
+            result = train(train_bags, val_bags, out, config, trainer_cfg)
+            model_dir, wall, calls, epochs = None, 0.0, 0, 0
+        else:
+            name, _, sampler = method.partition("-")
+            values = {"method": name, "sampler": sampler or "gn", "threads": args.threads,
+                      "epochs": args.unroll_epochs if name == "unroll" else args.epochs}
+            if name == "blackbox":
+                values["blackbox"] = {"evaluations": args.evaluations}
+            if name == "leo" and sampler == "isam2":
+                values["epochs"] = min(args.epochs, 2)  # for the epoch time; iSAM2 samples the same posterior
+            result = train(train_bags, val_bags, out, config, load_trainer_config(None, values))
+            model_dir, wall, calls = out, result.wall_s, result.solver_calls
+            epochs = values["epochs"] if name != "blackbox" else f"{args.evaluations} evals"
+            timing = result.extra.get("timing")
+            if timing:
+                per_epoch = {k: v / max(1, values["epochs"]) for k, v in timing.items()}
+                timing_lines.append(f"| {method} | {result.wall_s / max(1, values['epochs']):.1f} | "
+                                    + " | ".join(f"{per_epoch[k]:.1f}" for k in
+                                                 ("network", "solve_and_sample", "energy", "backward", "validation"))
+                                    + " |")
+        first, last = result.history[0], result.history[-1]
+        test = test_rmse(model_dir, test_bags, CACHE / "training" / "replay" / method)
+        rows.append((method, epochs, last["val_rmse_translation_m"], last["val_rmse_rotation_rad"], test, wall, calls))
+        val_t, val_r = last["val_rmse_translation_m"] * 1e3, math.degrees(last["val_rmse_rotation_rad"])
+        print(method, f"val {val_t:.2f} mm {val_r:.2f} deg (start {first['val_rmse_translation_m'] * 1e3:.2f}), "
+              f"test final {test['final_t'] * 1e3:.2f} mm "
+              f"{math.degrees(test['final_r']):.2f} deg, {wall:.1f} s, {calls} solver calls", flush=True)
+    lines = ["| method | budget | val RMSE t (mm) | val RMSE r (deg) | test online t (mm) | test online r (deg) | "
+             "test final t (mm) | test final r (deg) | train wall (s) | solver calls |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method, epochs, vt, vr, test, wall, calls in rows:
+        lines.append(f"| {method} | {epochs} | {vt * 1e3:.2f} | {np.degrees(vr):.2f} | {test['online_t'] * 1e3:.2f} | "
+                     f"{np.degrees(test['online_r']):.2f} | {test['final_t'] * 1e3:.2f} | "
+                     f"{np.degrees(test['final_r']):.2f} | {wall:.1f} | {calls} |")
+    body = "\n".join(lines)
+    if timing_lines:
+        body += ("\n\nSeconds per epoch (20 runs of 300 steps), and where they go:\n\n"
+                 "| method | epoch | network | solve and sample | energy | backward | validation |\n"
+                 "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(timing_lines))
+    append_results("Training: LEO against its baselines (20 training, 4 validation, 6 test runs of 300 steps)", body)
+
+
+if __name__ == "__main__":
+    main()
