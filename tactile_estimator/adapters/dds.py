@@ -361,12 +361,22 @@ class DdsBus:
         return found
 
     def close(self) -> None:
+        """Delete the participant (and the domain this bus configured) now, not at garbage collection.
+
+        cyclonedds keeps every entity in a registry until its ``__del__`` runs, so that is called
+        here; deleting a participant deletes its readers, writers and topics with it.
+        """
         with self._lock:
-            participant, self._participant = getattr(self, "_participant", None), None
-        if participant is not None:
-            self._readers.clear()
-            self._topics.clear()
-            participant.__del__()  # deletes the participant and everything it owns, now
+            participant, self._participant = self._participant, None
+            domain, self._domain = self._domain, None
+        if participant is None:
+            return
+        self._readers.clear()
+        self._topics.clear()
+        self._publications = None
+        participant.__del__()
+        if domain is not None:
+            domain.__del__()
 
     def __enter__(self) -> DdsBus:
         return self

@@ -310,7 +310,7 @@ class LiveEstimator:
         elapsed = max(now - self._last_at, 0.0)
         q = np.asarray(self.config.live.hold_random_walk, dtype=float)
         covariance = self._last.covariance + np.diag(q * q) * elapsed
-        return self._last.stamp_ns + int(elapsed * 1e9), self._last.pose, covariance
+        return self._last.stamp_ns + round(elapsed * 1e9), self._last.pose, covariance
 
     def tick(self) -> list[Outgoing]:
         """Call often (every loop or timer); publishes diagnostics, held estimates and the path when due."""
