@@ -101,7 +101,7 @@ class LiveConfig:
     path_period_s: float = 1.0  # ~/object_path (the whole smoothed trajectory) at most this often
     publish_marker: bool = True  # ~/object_marker: the object's footprint at the estimate
     image_queue_depth: int = 5  # sensor-data QoS history for tactile images
-    pose_queue_depth: int = 10  # reliable QoS history for poses
+    pose_queue_depth: int = 100  # reliable QoS history for poses: 1 s at 100 Hz, so a slow update loses none
 
 
 BACKENDS = ("isam2", "gn")
