@@ -205,3 +205,14 @@ def test_node_private_topics_expand_like_ros() -> None:
     assert live_mod.MARKER_OUT not in {o.topic for o in live_mod.outputs(config)}
     with pytest.raises(ConfigError, match="live.stale_after_s"):
         load_estimator_config(None, {"live": {"stale_after_s": 0.0}})
+
+
+def test_node_parameters_become_the_config(tmp_path: Path) -> None:
+    """What the rclpy node does with its parameters: the file first, then the parameters over it."""
+    config = live_mod.config_from_parameters({
+        "config_file": str(ROOT / "config" / "estimator.yaml"), "use_sim_time": True,
+        "qos_overrides./tf.publisher.depth": 10, "backend": "gn", "live.stale_after_s": 2.0, "model": "",
+    })
+    assert config.backend == "gn" and config.live.stale_after_s == 2.0 and config.model == ""
+    with pytest.raises(ConfigError, match="live.stale_aftr_s: unknown parameter"):
+        live_mod.config_from_parameters({"live.stale_aftr_s": 1.0})

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
-from tactile_estimator.config import ConfigError, EstimatorConfig
+from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.geometry import quaternion_from_yaw
@@ -100,6 +100,20 @@ def outputs(config: EstimatorConfig) -> list[Output]:
     if config.live.publish_marker:
         out.append(Output(MARKER_OUT, MARKER_ARRAY, "reliable"))
     return out
+
+
+ROS_ONLY_PARAMETERS = ("use_sim_time", "qos_overrides", "start_type_description_service")
+
+
+def config_from_parameters(values: dict[str, Any]) -> EstimatorConfig:
+    """A node's parameters (dotted names, as ROS flattens them) -> a validated EstimatorConfig.
+
+    ``config_file`` (a parameter file) is read first; the other parameters override its keys;
+    parameters that belong to ROS itself (``use_sim_time``, ``qos_overrides.*``) are left out.
+    """
+    ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
+    config_file = ours.pop("config_file", "") or None
+    return load_estimator_config(config_file, ours)
 
 
 def node_topic(topic: str, node_name: str) -> str:
