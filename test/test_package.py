@@ -111,3 +111,13 @@ def test_pip_install_puts_launch_config_and_models_under_share(tmp_path: Path) -
     assert (prefix / "bin" / "estimator_node").is_file() and (prefix / "bin" / "tactile-estimator").is_file()
     # colcon installs with setup.py, where setup.cfg moves the scripts to lib/<package>, where ros2 run looks
     assert "install_scripts=$base/lib/tactile_estimator" in (ROOT / "setup.cfg").read_text()
+
+
+def test_only_the_transports_import_a_middleware() -> None:
+    """dds.py (Cyclone) and ros_nodes.py (rclpy) are the only modules that import a middleware."""
+    allowed = {"cyclonedds": {"dds.py"}, "rclpy": {"ros_nodes.py"}}
+    for path in (ROOT / "tactile_estimator").rglob("*.py"):
+        source = path.read_text()
+        for name, files in allowed.items():
+            if re.search(rf"^\s*(from|import) {name}\b", source, re.MULTILINE):
+                assert path.name in files and path.parent.name == "adapters", f"{path} imports {name}"
