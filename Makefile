@@ -32,6 +32,7 @@ bench: bench-deps
 	$(PY) -m benchmarks.latency
 	$(PY) -m benchmarks.tactile_ceiling
 	$(PY) -m benchmarks.solver --scale
+	$(PY) -m benchmarks.dds_latency
 
 # Theseus is the benchmarks' side-by-side peer only, never a dependency of the package.
 bench-deps: $(STAMP)

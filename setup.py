@@ -23,6 +23,7 @@ setup(
         "scipy",
         "gtsam==4.3.0",
         "rosbags>=0.11,<0.12",
+        "cyclonedds>=11,<12",
         "torch==2.13.0",
         "opencv-python-headless",
         "matplotlib",
@@ -37,6 +38,8 @@ setup(
     entry_points={
         "console_scripts": [
             "tactile-estimator = tactile_estimator.cli:main",
+            "estimator_node = tactile_estimator.adapters.ros_nodes:estimator_node",
+            # trainer_node (the LEO trainer's node) goes here: tactile_estimator.adapters.ros_nodes:trainer_node
         ],
     },
 )

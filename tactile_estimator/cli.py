@@ -1,4 +1,4 @@
-"""tactile-estimator {simulate, pretrain, train, replay}: the offline jobs, without ROS.
+"""tactile-estimator {simulate, pretrain, train, replay, run, play}: offline jobs and the live path, without ROS.
 
 Every error a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -116,6 +118,60 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dds_settings(args: argparse.Namespace) -> tuple[int, str | None]:
+    from tactile_estimator.adapters import dds
+
+    domain = args.domain if args.domain is not None else int(os.environ.get("ROS_DOMAIN_ID", "0") or 0)
+    if not 0 <= domain <= 232:
+        raise ConfigError(f"--domain {domain} is out of range 0..232")
+    return domain, dds.localhost_config() if args.localhost else None
+
+
+def _say(text: str) -> None:
+    print(f"tactile-estimator: {text}", flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tactile_estimator.adapters.dds_run import run_estimator
+    from tactile_estimator.networks.tactile import TactileModel
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    config = _config(args)
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration} must be positive")
+    model = TactileModel.load(args.model or config.model or None)
+    domain, dds_config = _dds_settings(args)
+    result = run_estimator(config, model, domain_id=domain, dds_config=dds_config, duration_s=args.duration,
+                           node_name=args.node_name, ready=_say)
+    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "duration reached"
+    _say(f"run {why}: {result.live.summary()}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from tactile_estimator.adapters.dds_run import play_bag
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    config = load_estimator_config(args.config)
+    domain, dds_config = _dds_settings(args)
+    if not args.rate > 0:
+        raise ConfigError(f"--rate {args.rate} must be positive")
+    result = play_bag(args.bag, rate=args.rate, domain_id=domain, dds_config=dds_config,
+                      latched=(config.topics.object_info,), wait_for=tuple(args.wait_for),
+                      wait_timeout_s=args.wait_timeout, delay_s=args.delay, ready=_say)
+    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "done"
+    _say(f"play {why}: {result.messages} messages on {result.topics} topics in {result.seconds:.1f} s")
+    return 0
+
+
+def _add_dds_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=["dds"], default="dds",
+                        help="dds: Cyclone DDS speaking the ROS 2 wire protocol (no ROS install needed)")
+    parser.add_argument("--domain", type=int, help="DDS domain id (default: ROS_DOMAIN_ID, else 0)")
+    parser.add_argument("--localhost", action="store_true",
+                        help="stay on the loopback interface, unicast discovery (otherwise CYCLONEDDS_URI applies)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tactile-estimator", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="replay_out", help="output directory, one folder per bag")
     rep.add_argument("--write-bag", action="store_true", help="also write a copy of each bag with the estimates")
     rep.set_defaults(func=cmd_replay)
+
+    run = sub.add_parser("run", help="run the estimator live: ROS 2 topics in, estimates and diagnostics out")
+    _add_dds_arguments(run)
+    run.add_argument("--config", help="estimator parameter file (config/estimator.yaml format)")
+    run.add_argument("--model", help="model directory (default: the config's, else the shipped models/)")
+    run.add_argument("--backend", choices=["isam2", "gn"], help="solver backend")
+    run.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
+    run.add_argument("--node-name", default="estimator_node", help="name in front of the private ~/ topics")
+    run.set_defaults(func=cmd_run)
+
+    play = sub.add_parser("play", help="publish a bag's messages live with their original timing")
+    play.add_argument("bag", help="rosbag2 directory or .mcap/.db3 file")
+    _add_dds_arguments(play)
+    play.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    play.add_argument("--config", help="estimator parameter file: its topics.object_info is published latched")
+    play.add_argument("--wait-for", action="append", default=[], metavar="TOPIC",
+                      help="start once TOPIC has a subscriber (repeatable)")
+    play.add_argument("--wait-timeout", type=float, default=10.0, help="seconds --wait-for waits at most")
+    play.add_argument("--delay", type=float, default=0.0, help="seconds to sleep before playing")
+    play.set_defaults(func=cmd_play)
     return parser
 
 
@@ -175,9 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     from tactile_estimator.networks.tactile import ModelError
 
     args = build_parser().parse_args(argv)
+    errors: tuple[type[Exception], ...] = (BagError, ConfigError, ModelError, DatasetError, TrainingError,
+                                           FileNotFoundError)
+    if args.command in ("run", "play"):
+        from tactile_estimator.adapters.dds import DdsError
+
+        errors += (DdsError,)
     try:
         return args.func(args)
-    except (BagError, ConfigError, ModelError, DatasetError, TrainingError, FileNotFoundError) as error:
+    except errors as error:
         print(f"tactile-estimator: error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stopped:

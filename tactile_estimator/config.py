@@ -29,6 +29,7 @@ class TopicsConfig:
     camera: str = "/object_detection"
     ground_truth: str = "/object_ground_truth"
     object_info: str = "/object_info"
+    model_updated: str = "/trainer_node/model_updated"  # std_msgs/String: path of a new model to load
 
 
 @dataclass
@@ -89,6 +90,20 @@ class GaussNewtonConfig:
     device: str = "cpu"  # cpu, cuda or cuda:N
 
 
+@dataclass
+class LiveConfig:
+    """The live estimator (ROS 2 node and DDS runner): diagnostics, stale sensors, held estimates."""
+
+    diagnostics_period_s: float = 1.0  # /diagnostics, and the held estimate while no new one comes
+    stale_after_s: float = 0.5  # a tactile or end-effector stream silent this long is stale
+    camera_stale_after_s: float = 5.0  # camera detections are intermittent; they get longer
+    hold_random_walk: list[float] = field(default_factory=lambda: [0.02, 0.02, 0.1])  # per sqrt(s): m, m, rad
+    path_period_s: float = 1.0  # ~/object_path (the whole smoothed trajectory) at most this often
+    publish_marker: bool = True  # ~/object_marker: the object's footprint at the estimate
+    image_queue_depth: int = 5  # sensor-data QoS history for tactile images
+    pose_queue_depth: int = 100  # reliable QoS history for poses: 1 s at 100 Hz, so a slow update loses none
+
+
 BACKENDS = ("isam2", "gn")
 
 
@@ -115,6 +130,7 @@ class EstimatorConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     isam2: Isam2Config = field(default_factory=Isam2Config)
     gauss_newton: GaussNewtonConfig = field(default_factory=GaussNewtonConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def validate(self) -> EstimatorConfig:
         if self.backend not in BACKENDS:
@@ -135,6 +151,16 @@ class EstimatorConfig:
             sigmas = getattr(self.noise, name)
             if len(sigmas) != 3 or any(not (s > 0 and math.isfinite(s)) for s in sigmas):
                 raise ConfigError(f"noise.{name}: {sigmas} must be three positive standard deviations")
+        live = self.live
+        for name in ("diagnostics_period_s", "stale_after_s", "camera_stale_after_s", "path_period_s"):
+            value = getattr(live, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"live.{name}: {value} must be a positive number of seconds")
+        walk = live.hold_random_walk
+        if len(walk) != 3 or any(not (s >= 0 and math.isfinite(s)) for s in walk):
+            raise ConfigError(f"live.hold_random_walk: {walk} must be three non-negative rates (m, m, rad per sqrt(s))")
+        if live.image_queue_depth < 1 or live.pose_queue_depth < 1:
+            raise ConfigError("live.image_queue_depth and live.pose_queue_depth must be at least 1")
         return self
 
     def enabled(self, family: str) -> bool:

@@ -272,6 +272,24 @@ def _iter_raw(
             yield item
 
 
+def read_raw(
+    path: str | os.PathLike[str],
+    topics: Iterable[str] | None = None,
+    warn: Warn | None = None,
+    *,
+    typestore: Typestore = TYPESTORE,
+) -> Iterator[tuple[str, str, int, bytes | memoryview]]:
+    """(topic, msgtype, log time ns, CDR bytes) in log-time order, not deserialised: what a player sends.
+
+    The same selection and errors as :func:`read_messages`: topics the typestore lacks are skipped
+    with one warning each; a bag that breaks off raises BagError after what came before.
+    """
+    _locate(path)
+    stats = ReadStats()
+    return ((conn.topic, conn.msgtype, int(t), raw)
+            for conn, t, raw in _iter_raw(path, topics, typestore, warn or _log.warning, stats))
+
+
 def read_messages(
     path: str | os.PathLike[str],
     topics: Iterable[str] | None = None,

@@ -1,0 +1,200 @@
+"""``tactile-estimator run`` and ``play`` over Cyclone DDS: the live estimator and a bag player.
+
+``run`` is the ROS 2 node without rclpy: the same subscriptions, publications and QoS
+(:mod:`tactile_estimator.adapters.live` decides what, :mod:`tactile_estimator.adapters.dds` how).
+``play`` publishes a bag's messages as ``ros2 bag play`` does: each at its log time, scaled by
+the rate, as the CDR bytes the bag holds. Both stop cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tactile_estimator.adapters import dds
+from tactile_estimator.adapters.live import Input, LiveEstimator, Output, inputs, node_topic, outputs
+from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.io import bags
+from tactile_estimator.networks.tactile import TactileModel
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1  # longest a loop sleeps: how quickly a signal is noticed
+
+
+class StopOnSignals:
+    """SIGINT and SIGTERM set ``event`` (and wake a DDS wait) instead of raising; restored on exit."""
+
+    def __init__(self, bus: dds.DdsBus | None = None) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        self._bus = bus
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signal = signum
+        self.event.set()
+        if self._bus is not None:
+            self._bus.wake()
+
+    def __enter__(self) -> StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def input_profile(spec: Input, config: EstimatorConfig) -> dds.QosProfile:
+    if spec.qos == "sensor":
+        return dds.QosProfile(reliable=False, depth=config.live.image_queue_depth)
+    if spec.qos == "latched":
+        return dds.LATCHED
+    return dds.QosProfile(reliable=True, depth=config.live.pose_queue_depth)
+
+
+def output_profile(spec: Output) -> dds.QosProfile:
+    return dds.TF if spec.qos == "tf" else dds.RELIABLE
+
+
+@dataclass
+class RunResult:
+    live: LiveEstimator
+    signal: int | None
+    seconds: float
+
+
+def run_estimator(
+    config: EstimatorConfig,
+    model: TactileModel,
+    *,
+    domain_id: int = 0,
+    dds_config: str | None = None,
+    duration_s: float | None = None,
+    node_name: str = "estimator_node",
+    ready: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the live estimator on a DDS domain until a signal, or for ``duration_s`` seconds."""
+    live = LiveEstimator(config, model, node_name=node_name)
+    started = time.monotonic()
+    deadline = started + duration_s if duration_s else float("inf")
+    with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
+        publishers = {o.topic: bus.publisher(node_topic(o.topic, node_name), o.msgtype, output_profile(o))
+                      for o in outputs(config)}
+        subscribed = []
+        for spec in inputs(config):
+            for msgtype in spec.msgtypes:
+                bus.subscribe(spec.topic, msgtype, input_profile(spec, config))
+            subscribed.append(spec.topic)
+
+        def publish(out: list[tuple[str, str, Any]]) -> None:
+            for topic, _, msg in out:
+                publishers[topic].publish(msg)
+
+        if ready is not None:
+            ready(f"listening on DDS domain {domain_id}: {', '.join(subscribed)}; publishing "
+                  f"{', '.join(node_topic(o.topic, node_name) for o in outputs(config))}")
+        while not stop.event.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            bus.wait(min(POLL_S, deadline - now))
+            for message in bus.take():
+                if message.error is not None:
+                    live.drop("undecodable", f"{message.topic}: {message.msgtype} does not decode: {message.error}")
+                    continue
+                publish(live.handle(message.topic, message.msgtype, message.msg))
+            for key, topic, msgtype in bus.publications():
+                live.note_publisher(key, topic, msgtype)
+            publish(live.tick())
+        publish(live.finish())
+        for publisher in publishers.values():
+            publisher.wait_for_acks(0.5)
+    return RunResult(live, stop.signal, time.monotonic() - started)
+
+
+@dataclass
+class PlayResult:
+    messages: int
+    topics: int
+    seconds: float
+    signal: int | None
+
+
+def play_bag(
+    bag: str | Path,
+    *,
+    rate: float = 1.0,
+    domain_id: int = 0,
+    dds_config: str | None = None,
+    latched: tuple[str, ...] = ("/object_info",),
+    wait_for: tuple[str, ...] = (),
+    wait_timeout_s: float = 10.0,
+    delay_s: float = 0.0,
+    ready: Callable[[str], None] | None = None,
+) -> PlayResult:
+    """Publish a bag's messages live with their original spacing divided by ``rate``.
+
+    Topics in ``latched`` are published reliable and transient local (late subscribers get the
+    last message), the rest reliable keep-last-10, which best-effort and reliable subscribers both
+    accept. With ``wait_for``, playing starts once each of those topics has a subscriber.
+    """
+    if not rate > 0:
+        raise ValueError(f"--rate {rate} must be positive")
+    path = bags.resolve_bag(bag)
+    topics = bags.bag_topics(path)
+    mixed = [topic for topic, msgtype in topics.items() if " | " in msgtype]
+    if mixed:
+        raise bags.BagError(f"bag {path}: topics {', '.join(mixed)} carry several types; play one type per topic")
+    missing = [topic for topic in wait_for if topic not in topics]
+    if missing:
+        raise bags.BagError(f"bag {path} has no {', '.join(missing)} to wait for; it has {', '.join(topics)}")
+    started = time.monotonic()
+    count = 0
+    with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
+        publishers = {
+            topic: bus.publisher(topic, msgtype, dds.LATCHED if topic in latched else dds.RELIABLE)
+            for topic, msgtype in topics.items() if msgtype in bus.typestore.types
+        }
+        _wait_for_subscribers([publishers[t] for t in wait_for], wait_timeout_s, stop.event)
+        if ready is not None:
+            ready(f"playing {path} at rate {rate} on DDS domain {domain_id}: {', '.join(publishers)}")
+        if delay_s > 0:
+            stop.event.wait(delay_s)
+        first: int | None = None
+        wall0 = time.monotonic()
+        for topic, _, log_time, data in bags.read_raw(path, list(publishers)):
+            if stop.event.is_set():
+                break
+            first = log_time if first is None else first
+            due = wall0 + (log_time - first) * 1e-9 / rate
+            while not stop.event.is_set() and (left := due - time.monotonic()) > 0:
+                stop.event.wait(min(left, POLL_S))
+            if stop.event.is_set():
+                break
+            publishers[topic].publish_cdr(data)
+            count += 1
+        for publisher in publishers.values():
+            publisher.wait_for_acks(1.0)
+    return PlayResult(count, len(publishers), time.monotonic() - started, stop.signal)
+
+
+def _wait_for_subscribers(publishers: list[dds.Publisher], timeout_s: float, stop: threading.Event) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        waiting = [p.topic for p in publishers if p.matched == 0]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise dds.DdsError(f"no subscriber on {', '.join(waiting)} after {timeout_s:g} s")
+        stop.wait(0.02)

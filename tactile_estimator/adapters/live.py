@@ -1,0 +1,487 @@
+"""The live estimator shared by the ROS 2 node and the Cyclone DDS runner; no middleware here.
+
+A transport hands in deserialised messages (rosbags type-store objects, which both the DDS
+transport and the rclpy node produce from the CDR they receive) and publishes what comes back:
+``(topic, msgtype, message)`` triples. Everything that is not plumbing lives here, so both
+transports behave the same and this is what the tests exercise:
+
+- inputs go through :class:`StreamRouter` to the :class:`Estimator` (one path with replay);
+- every estimate becomes ``~/object_pose`` (PoseWithCovarianceStamped), a ``/tf`` transform
+  ``world -> object_estimate`` and, optionally, a footprint marker; the smoothed trajectory goes
+  to ``~/object_path`` at most every ``live.path_period_s``;
+- ``/diagnostics`` every ``live.diagnostics_period_s``: input rates, update latency, graph size,
+  dropped inputs by reason (cumulative) and stale sensors;
+- a stale estimate is held, not dropped: while no new estimate comes for ``live.stale_after_s``,
+  the last one is republished at the diagnostics rate, its stamp advanced by the wall time
+  elapsed and its covariance grown as a random walk, ``Σ(t) = Σ_last + diag(q²)·t`` with
+  ``q = live.hold_random_walk`` (m, m, rad per √s). The object is quasi-static but may be pushed
+  while the sensors are silent; a random walk is the least committal model of that, it keeps the
+  mean where the evidence left it, and consumers that gate on covariance stop trusting it
+  gradually instead of seeing the estimate vanish.
+- the object's shape comes from ``object.shape``/``object.size`` or, with ``shape: from_bag``,
+  from the ``/object_info`` topic (latched). Inputs before a shape is known are dropped as
+  ``no_object_info``; a different shape on ``/object_info`` later starts a new graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config
+from tactile_estimator.estimator import Estimator
+from tactile_estimator.factors import ObjectModel
+from tactile_estimator.geometry import quaternion_from_yaw
+from tactile_estimator.io import messages
+from tactile_estimator.networks.tactile import ModelError, TactileModel
+from tactile_estimator.objects import Shape
+from tactile_estimator.records import Estimate
+
+log = logging.getLogger(__name__)
+
+POSE_OUT = "~/object_pose"
+PATH_OUT = "~/object_path"
+MARKER_OUT = "~/object_marker"
+TF_OUT = "/tf"
+DIAGNOSTICS_OUT = "/diagnostics"
+
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass(frozen=True)
+class Input:
+    """A subscription a transport makes: topic, accepted types, QoS kind and what it feeds."""
+
+    topic: str
+    msgtypes: tuple[str, ...]
+    qos: str  # "sensor" (best effort), "reliable" or "latched" (reliable, transient local)
+    feeds: str  # tactile | ee_pose | camera | object_info | model_updated
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str  # "~/..." is private to the node: the transport puts the node's name in front
+    msgtype: str
+    qos: str  # "reliable" or "tf"
+
+
+def inputs(config: EstimatorConfig) -> list[Input]:
+    t = config.topics
+    raw, compressed = tactile_topics(config)
+    return [
+        Input(raw, (messages.IMAGE,), "sensor", "tactile"),
+        Input(compressed, (messages.COMPRESSED_IMAGE,), "sensor", "tactile"),
+        Input(t.ee_pose, messages.POSE_TYPES, "reliable", "ee_pose"),
+        Input(t.camera, messages.POSE_TYPES, "reliable", "camera"),
+        Input(t.object_info, (messages.STRING,), "latched", "object_info"),
+        Input(t.model_updated, (messages.STRING,), "reliable", "model_updated"),
+    ]
+
+
+def outputs(config: EstimatorConfig) -> list[Output]:
+    out = [
+        Output(POSE_OUT, messages.POSE_WITH_COVARIANCE_STAMPED, "reliable"),
+        Output(PATH_OUT, messages.PATH, "reliable"),
+        Output(TF_OUT, TF_MESSAGE, "tf"),
+        Output(DIAGNOSTICS_OUT, DIAGNOSTIC_ARRAY, "reliable"),
+    ]
+    if config.live.publish_marker:
+        out.append(Output(MARKER_OUT, MARKER_ARRAY, "reliable"))
+    return out
+
+
+ROS_ONLY_PARAMETERS = ("use_sim_time", "qos_overrides", "start_type_description_service")
+
+
+def config_from_parameters(values: dict[str, Any]) -> EstimatorConfig:
+    """A node's parameters (dotted names, as ROS flattens them) -> a validated EstimatorConfig.
+
+    ``config_file`` (a parameter file) is read first; the other parameters override its keys;
+    parameters that belong to ROS itself (``use_sim_time``, ``qos_overrides.*``) are left out.
+    """
+    ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
+    config_file = ours.pop("config_file", "") or None
+    return load_estimator_config(config_file, ours)
+
+
+def node_topic(topic: str, node_name: str) -> str:
+    """``~/x`` -> ``/<node_name>/x`` (a node's private name, as ROS expands it)."""
+    return f"/{node_name.strip('/')}/{topic[2:]}" if topic.startswith("~/") else topic
+
+
+SENSORS = ("tactile", "ee_pose", "camera")
+Outgoing = tuple[str, str, Any]
+
+
+class LiveEstimator:
+    """The estimator as a live node sees it: messages in, messages out, a periodic tick."""
+
+    def __init__(
+        self,
+        config: EstimatorConfig,
+        model: TactileModel,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+        node_name: str = "estimator_node",
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.node_name = node_name
+        self._monotonic = monotonic
+        self._wall_ns = wall_ns
+        self._inputs = {i.topic: i for i in inputs(config)}
+        self.started = monotonic()
+        self.shape: Shape | None = None
+        self.estimator: Estimator | None = None
+        self.router: StreamRouter | None = None
+        self.dropped: Counter[str] = Counter()  # drops outside the estimator, and those of graphs before a reset
+        self.events: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()
+        self.estimates = 0
+        self.held = 0
+        self.unsupported_publishers: dict[str, tuple[str, str]] = {}
+        self._last_arrival: dict[str, float] = {}
+        self._period_arrivals: Counter[str] = Counter()
+        self._period_latency: list[float] = []
+        self._last: Estimate | None = None
+        self._last_at = 0.0
+        self._next_diagnostics = self.started + config.live.diagnostics_period_s
+        self._last_diagnostics = self.started
+        self._path_at = -math.inf
+        self._path_steps = 0
+        if config.object.shape != "from_bag":
+            try:
+                self._start(Shape(config.object.shape, tuple(config.object.size)))
+            except ValueError as error:
+                raise ConfigError(f"object: {error}") from None
+
+    # ----------------------------------------------------------------------------------- inputs
+    def handle(self, topic: str, msgtype: str, msg: Any) -> list[Outgoing]:
+        """One received message; returns the messages to publish."""
+        spec = self._inputs.get(topic)
+        if spec is None:
+            return []
+        now = self._monotonic()
+        self.received[spec.feeds] += 1
+        if spec.feeds in SENSORS:
+            self._last_arrival[spec.feeds] = now
+            self._period_arrivals[spec.feeds] += 1
+        if spec.feeds == "object_info":
+            self._object_info(msg, topic)
+            return []
+        if spec.feeds == "model_updated":
+            self.reload_model(str(msg.data))
+            return []
+        if self.router is None:
+            self.drop("no_object_info", f"{topic}: no object shape yet; waiting for {self.config.topics.object_info}"
+                                        " (or set object.shape and object.size)")
+            return []
+        try:
+            estimates = self.router.handle(topic, msgtype, msg)
+        except Exception as error:  # a live node drops what it cannot handle and goes on; the log has the trace
+            log.exception("input on %s could not be handled", topic)
+            self.drop("internal_error", f"{topic}: {type(error).__name__}: {error}")
+            return []
+        return self._publish(estimates)
+
+    def drop(self, reason: str, detail: str) -> None:
+        """Count a message dropped outside the estimator (no shape yet, undecodable CDR...)."""
+        if self.dropped[reason] == 0 or log.isEnabledFor(logging.DEBUG):
+            log.warning("dropped input (%s): %s", reason, detail)
+        self.dropped[reason] += 1
+
+    def note_publisher(self, key: str, topic: str, msgtype: str) -> None:
+        """A publisher was discovered; one on an input topic with a type we do not read is reported.
+
+        Its messages never arrive (DDS does not match different types), so they cannot be counted
+        one by one; the publisher is counted under ``unsupported_type`` publishers instead.
+        """
+        spec = self._inputs.get(topic)
+        if spec is None or msgtype in spec.msgtypes or key in self.unsupported_publishers:
+            return
+        self.unsupported_publishers[key] = (topic, msgtype)
+        log.warning("publisher of %s on %s is ignored: the estimator reads %s there",
+                    msgtype, topic, " or ".join(spec.msgtypes))
+
+    def _object_info(self, msg: Any, topic: str) -> None:
+        try:
+            shape = Shape.from_info(messages.object_info_from_text(msg.data, topic))
+        except (messages.InputRejected, ValueError) as error:
+            self.drop("bad_object_info", str(error))
+            return
+        if self.config.object.shape != "from_bag":
+            if shape != self.shape:
+                log.info("%s says %s %s; the configured object.shape is kept", topic, shape.kind, shape.size)
+            return
+        if shape == self.shape:
+            return
+        if self.shape is not None:
+            self.events["object_changed"] += 1
+            log.warning("%s changed the object to %s %s: starting a new graph", topic, shape.kind, shape.size)
+        self._start(shape)
+
+    def _start(self, shape: Shape) -> None:
+        if self.estimator is not None:
+            self._carry(self.estimator)
+        self.shape = shape
+        self.estimator = Estimator(self.config, self.model, ObjectModel.for_shape(shape))
+        self.router = StreamRouter(self.estimator)
+        self._last = None
+        self._path_steps = 0
+
+    def _carry(self, estimator: Estimator) -> None:
+        self.dropped.update(estimator.dropped)
+        self.events.update(estimator.events)
+
+    # --------------------------------------------------------------------------------- commands
+    def reset(self) -> str:
+        """Start a new graph (same model and object); counters stay cumulative."""
+        self.events["reset"] += 1
+        if self.shape is None:
+            return "no graph yet: waiting for the object's shape"
+        steps = len(self.estimator.steps) if self.estimator is not None else 0
+        self._start(self.shape)
+        return f"new graph started; the previous one had {steps} steps"
+
+    def reload_model(self, directory: str) -> tuple[bool, str]:
+        """Load a new tactile model; the graph is kept. A bad model is reported and the old one kept."""
+        try:
+            if self.estimator is not None:
+                self.estimator.reload_model(directory)
+                self.model = self.estimator.model
+            else:
+                self.model = TactileModel.load(directory)
+        except (ModelError, OSError, ValueError) as error:
+            self.events["model_reload_failed"] += 1
+            text = f"model {directory!r} was not loaded, the previous one is kept: {error}"
+            log.error("%s", " ".join(text.split()))
+            return False, text
+        log.info("model reloaded from %s", directory)
+        return True, f"model loaded from {directory}"
+
+    def finish(self) -> list[Outgoing]:
+        """The streams ended: use what the estimator buffered, and publish the final path."""
+        out: list[Outgoing] = []
+        if self.estimator is not None:
+            out += self._publish(self.estimator.flush())
+            out += self._path(force=True)
+        return out
+
+    # ---------------------------------------------------------------------------------- outputs
+    def _publish(self, estimates: list[Estimate]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for estimate in estimates:
+            self.estimates += 1
+            self._period_latency.append(estimate.update_ms)
+            self._last, self._last_at = estimate, self._monotonic()
+            out += self._estimate_messages(estimate.stamp_ns, estimate.pose, estimate.covariance)
+        if estimates:
+            out += self._path(force=False)
+        return out
+
+    def _estimate_messages(self, stamp_ns: int, pose: np.ndarray, covariance: np.ndarray) -> list[Outgoing]:
+        world = self.config.frames.world
+        out: list[Outgoing] = [
+            (POSE_OUT, messages.POSE_WITH_COVARIANCE_STAMPED,
+             messages.pose_with_covariance_msg(stamp_ns, pose, covariance, world)),
+            (TF_OUT, TF_MESSAGE, tf_msg(stamp_ns, world, self.config.frames.object, pose)),
+        ]
+        if self.config.live.publish_marker and self.shape is not None:
+            out.append((MARKER_OUT, MARKER_ARRAY, footprint_marker_msg(stamp_ns, world, pose, self.shape)))
+        return out
+
+    def _path(self, force: bool) -> list[Outgoing]:
+        estimator = self.estimator
+        now = self._monotonic()
+        if estimator is None or len(estimator.steps) == self._path_steps:
+            return []
+        if not force and now - self._path_at < self.config.live.path_period_s:
+            return []
+        stamps, poses = estimator.trajectory()
+        self._path_at, self._path_steps = now, len(stamps)
+        msg = messages.path_msg(int(stamps[-1]), list(zip(stamps.tolist(), poses, strict=True)),
+                                self.config.frames.world)
+        return [(PATH_OUT, messages.PATH, msg)]
+
+    def held_estimate(self, now: float | None = None) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """The last estimate as it stands ``now``: stamp advanced, covariance grown (see module doc)."""
+        if self._last is None:
+            return None
+        now = self._monotonic() if now is None else now
+        elapsed = max(now - self._last_at, 0.0)
+        q = np.asarray(self.config.live.hold_random_walk, dtype=float)
+        covariance = self._last.covariance + np.diag(q * q) * elapsed
+        return self._last.stamp_ns + round(elapsed * 1e9), self._last.pose, covariance
+
+    def tick(self) -> list[Outgoing]:
+        """Call often (every loop or timer); publishes diagnostics, held estimates and the path when due."""
+        now = self._monotonic()
+        out = self._path(force=False)
+        if now < self._next_diagnostics:
+            return out
+        live = self.config.live
+        if self._last is not None and now - self._last_at >= live.stale_after_s:
+            stamp, pose, covariance = self.held_estimate(now)
+            self.held += 1
+            out += self._estimate_messages(stamp, pose, covariance)
+        out.append((DIAGNOSTICS_OUT, DIAGNOSTIC_ARRAY, self.diagnostics(now)))
+        self._next_diagnostics = max(self._next_diagnostics + live.diagnostics_period_s, now)
+        return out
+
+    def stale(self, now: float | None = None) -> list[str]:
+        """The sensors silent for longer than their timeout (never heard of counts from the start)."""
+        now = self._monotonic() if now is None else now
+        live = self.config.live
+        stale = []
+        for sensor in SENSORS:
+            limit = live.camera_stale_after_s if sensor == "camera" else live.stale_after_s
+            if now - self._last_arrival.get(sensor, self.started) > limit:
+                stale.append(sensor)
+        return stale
+
+    def all_dropped(self) -> Counter[str]:
+        total = Counter(self.dropped)
+        if self.estimator is not None:
+            total.update(self.estimator.dropped)
+        return total
+
+    def all_events(self) -> Counter[str]:
+        total = Counter(self.events)
+        if self.estimator is not None:
+            total.update(self.estimator.events)
+        return total
+
+    def diagnostics(self, now: float | None = None) -> Any:
+        now = self._monotonic() if now is None else now
+        elapsed = max(now - self._last_diagnostics, 1e-9)
+        stale = self.stale(now)
+        dropped = self.all_dropped()
+        estimator = self.estimator
+        latency = np.array(self._period_latency)
+        held_age = now - self._last_at if self._last is not None else None
+        values = {
+            "object": f"{self.shape.kind} {list(self.shape.size)}" if self.shape else "unknown",
+            "steps": str(len(estimator.steps)) if estimator else "0",
+            "factors": str(len(estimator.graph)) if estimator else "0",
+            "estimates": str(self.estimates),
+            "held_estimates": str(self.held),
+            "estimate_age_s": f"{held_age:.3f}" if held_age is not None else "none",
+            "update_ms_p50": f"{np.percentile(latency, 50):.2f}" if latency.size else "none",
+            "update_ms_p99": f"{np.percentile(latency, 99):.2f}" if latency.size else "none",
+            "update_ms_max": f"{latency.max():.2f}" if latency.size else "none",
+            "dropped_total": str(sum(dropped.values())),
+        }
+        values.update({f"dropped.{reason}": str(n) for reason, n in sorted(dropped.items())})
+        values.update({f"events.{name}": str(n) for name, n in sorted(self.all_events().items())})
+        if self.unsupported_publishers:
+            values["unsupported_type_publishers"] = str(len(self.unsupported_publishers))
+            values.update({f"unsupported_type.{topic}": msgtype
+                           for topic, msgtype in sorted(set(self.unsupported_publishers.values()))})
+        values["stale"] = ",".join(stale)
+        if self.shape is None:
+            level, text = WARN, f"waiting for the object's shape on {self.config.topics.object_info}"
+        elif stale:
+            level = WARN
+            text = f"stale: {', '.join(stale)}"
+            if self._last is not None and held_age is not None and held_age >= self.config.live.stale_after_s:
+                text += f"; holding the last estimate ({held_age:.1f} s old)"
+        else:
+            level, text = OK, "tracking"
+        statuses = [diagnostic_status(level, f"{self.node_name}: estimator", text, values)]
+        for sensor in SENSORS:
+            topics = [i.topic for i in self._inputs.values() if i.feeds == sensor]
+            age = now - self._last_arrival[sensor] if sensor in self._last_arrival else None
+            sensor_values = {
+                "topics": ", ".join(topics),
+                "rate_hz": f"{self._period_arrivals[sensor] / elapsed:.2f}",
+                "messages": str(self.received[sensor]),
+                "last_message_age_s": f"{age:.3f}" if age is not None else "never",
+                "stale": str(sensor in stale).lower(),
+            }
+            statuses.append(diagnostic_status(WARN if sensor in stale else OK, f"{self.node_name}: input {sensor}",
+                                              "stale" if sensor in stale else "ok", sensor_values))
+        self._period_arrivals.clear()
+        self._period_latency.clear()
+        self._last_diagnostics = now
+        return diagnostic_array_msg(self._wall_ns(), statuses)
+
+    def summary(self) -> str:
+        dropped = self.all_dropped()
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
+        steps = len(self.estimator.steps) if self.estimator else 0
+        return (f"{self.received['tactile']} tactile frames, {self.estimates} estimates, {steps} steps, "
+                f"{sum(dropped.values())} dropped{f' ({reasons})' if reasons else ''}, "
+                f"{self._monotonic() - self.started:.1f} s")
+
+
+# --------------------------------------------------------------------------------- message builders
+
+
+def _vector3(x: float, y: float, z: float) -> Any:
+    return messages.TYPESTORE.types["geometry_msgs/msg/Vector3"](x=float(x), y=float(y), z=float(z))
+
+
+def _quaternion(theta: float) -> Any:
+    qx, qy, qz, qw = quaternion_from_yaw(float(theta))
+    return messages.TYPESTORE.types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)
+
+
+def _header(stamp_ns: int, frame_id: str) -> Any:
+    return messages.TYPESTORE.types["std_msgs/msg/Header"](stamp=messages.ns_to_stamp(stamp_ns), frame_id=frame_id)
+
+
+def tf_msg(stamp_ns: int, parent: str, child: str, pose: Any) -> Any:
+    """A ``tf2_msgs/TFMessage`` with the transform parent -> child of a planar pose."""
+    types = messages.TYPESTORE.types
+    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
+    transform = types["geometry_msgs/msg/TransformStamped"](
+        header=_header(stamp_ns, parent), child_frame_id=child,
+        transform=types["geometry_msgs/msg/Transform"](translation=_vector3(x, y, 0.0), rotation=_quaternion(theta)),
+    )
+    return types[TF_MESSAGE](transforms=[transform])
+
+
+def diagnostic_status(level: int, name: str, message: str, values: dict[str, str]) -> Any:
+    types = messages.TYPESTORE.types
+    return types["diagnostic_msgs/msg/DiagnosticStatus"](
+        level=level, name=name, message=message, hardware_id="tactile_estimator",
+        values=[types["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in values.items()],
+    )
+
+
+def diagnostic_array_msg(stamp_ns: int, statuses: list[Any]) -> Any:
+    return messages.TYPESTORE.types[DIAGNOSTIC_ARRAY](header=_header(stamp_ns, ""), status=statuses)
+
+
+def footprint_marker_msg(stamp_ns: int, frame_id: str, pose: Any, shape: Shape) -> Any:
+    """The object's outline as a LINE_STRIP at the estimated pose (one marker, replaced each time)."""
+    types = messages.TYPESTORE.types
+    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
+    point = types["geometry_msgs/msg/Point"]
+    marker = types["visualization_msgs/msg/Marker"](
+        header=_header(stamp_ns, frame_id), ns="object_footprint", id=0, type=4, action=0,  # LINE_STRIP, ADD
+        pose=types["geometry_msgs/msg/Pose"](position=point(x=x, y=y, z=0.0), orientation=_quaternion(theta)),
+        scale=_vector3(0.002, 0.0, 0.0),
+        color=types["std_msgs/msg/ColorRGBA"](r=0.1, g=0.6, b=1.0, a=1.0),
+        lifetime=types["builtin_interfaces/msg/Duration"](sec=0, nanosec=0), frame_locked=False,
+        points=[point(x=float(px), y=float(py), z=0.0) for px, py in shape.footprint(48)],
+        colors=[], texture_resource="",
+        texture=types[messages.COMPRESSED_IMAGE](header=_header(0, ""), format="", data=np.zeros(0, np.uint8)),
+        uv_coordinates=[], text="", mesh_resource="",
+        mesh_file=types["visualization_msgs/msg/MeshFile"](filename="", data=np.zeros(0, np.uint8)),
+        mesh_use_embedded_materials=False,
+    )
+    return types[MARKER_ARRAY](markers=[marker])

@@ -1,0 +1,123 @@
+"""The ROS 2 nodes (rclpy): parameters, subscriptions, publishers, timers and services; nothing more.
+
+Everything a node does beyond that plumbing is in :class:`~tactile_estimator.adapters.live.LiveEstimator`,
+which the Cyclone DDS runner (``tactile-estimator run``) shares, so the two behave the same.
+Messages cross this layer as CDR bytes: subscriptions are raw and deserialised with the rosbags
+type store, publications are serialised by it, exactly as on the DDS transport.
+
+- ``estimator_node``: subscribes to the tactile image (sensor-data QoS), end-effector pose and
+  camera detections (reliable), ``/object_info`` (latched) and the trainer's ``model_updated``;
+  publishes ``~/object_pose``, ``~/object_path``, ``/tf``, ``/diagnostics`` and
+  ``~/object_marker``; serves ``~/reset`` (std_srvs/Trigger: start a new graph). Parameters:
+  ``config_file`` (a ``config/estimator.yaml``-format file, read by the same code as the CLI, so
+  its empty lists need no ROS parameter type) and, over it, any of its keys as ROS parameters
+  (dotted names, e.g. ``backend``, ``model``, ``live.stale_after_s``). An unknown or ill-typed
+  one stops the node with a one-line error naming it.
+- ``trainer_node`` (the LEO trainer's node) belongs here as well, next to ``estimator_node``, with
+  its ``~/model_updated`` publisher; it is not part of this module yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosidl_runtime_py.utilities import get_message
+from std_srvs.srv import Trigger
+
+from tactile_estimator.adapters.live import Input, LiveEstimator, Output, config_from_parameters, inputs, outputs
+from tactile_estimator.config import ConfigError, EstimatorConfig
+from tactile_estimator.io.messages import TYPESTORE
+from tactile_estimator.networks.tactile import ModelError, TactileModel
+
+TICK_S = 0.05
+
+
+def _qos(kind: str, config: EstimatorConfig) -> QoSProfile:
+    if kind == "sensor":
+        return QoSProfile(depth=config.live.image_queue_depth, reliability=ReliabilityPolicy.BEST_EFFORT,
+                          history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
+    if kind == "latched":
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    depth = 100 if kind == "tf" else config.live.pose_queue_depth
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+class EstimatorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("estimator_node", allow_undeclared_parameters=True,
+                         automatically_declare_parameters_from_overrides=True)
+        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+        self.config = config_from_parameters(params)
+        model = TactileModel.load(self.config.model or None)
+        clock = self.get_clock()
+        self.live = LiveEstimator(self.config, model, wall_ns=lambda: clock.now().nanoseconds,
+                                  node_name=self.get_name())
+        self._publishers = {o.topic: self._publisher(o) for o in outputs(self.config)}
+        self._subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
+                               for msgtype in spec.msgtypes]
+        self.create_service(Trigger, "~/reset", self._reset)
+        self.create_timer(TICK_S, lambda: self._publish(self.live.tick()))
+        self.get_logger().info(f"estimating; object {self.config.object.shape}, backend {self.config.backend}")
+
+    def _publisher(self, spec: Output) -> Any:
+        return self.create_publisher(get_message(spec.msgtype), spec.topic, _qos(spec.qos, self.config))
+
+    def _subscribe(self, spec: Input, msgtype: str) -> Any:
+        def callback(data: bytes) -> None:
+            try:
+                msg = TYPESTORE.deserialize_cdr(data, msgtype)
+            except Exception as error:  # malformed CDR: count it and go on
+                self.live.drop("undecodable", f"{spec.topic}: {msgtype} does not decode: {error}")
+                return
+            self._publish(self.live.handle(spec.topic, msgtype, msg))
+
+        return self.create_subscription(get_message(msgtype), spec.topic, callback, _qos(spec.qos, self.config),
+                                        raw=True)
+
+    def _publish(self, out: list[tuple[str, str, Any]]) -> None:
+        for topic, msgtype, msg in out:
+            self._publishers[topic].publish(bytes(TYPESTORE.serialize_cdr(msg, msgtype)))
+
+    def _reset(self, request: Any, response: Any) -> Any:
+        response.message = self.live.reset()
+        response.success = True
+        return response
+
+    def finish(self) -> None:
+        try:
+            self._publish(self.live.finish())
+        except Exception as error:  # the context may already be shut down by Ctrl-C
+            self.get_logger().warning(f"final estimates not published: {error}")
+        print(f"estimator_node: {self.live.summary()}", flush=True)
+
+
+def estimator_node(args: list[str] | None = None) -> int:
+    """Console script ``estimator_node`` (``ros2 run tactile_estimator estimator_node``)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EstimatorNode()
+        rclpy.spin(node)
+    except (ConfigError, ModelError) as error:
+        print(f"estimator_node: error: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.finish()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(estimator_node())

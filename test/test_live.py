@@ -1,0 +1,218 @@
+"""The live estimator behind the ROS 2 node and the DDS runner, driven here without a middleware."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tactile_estimator.adapters import live as live_mod
+from tactile_estimator.adapters.live import DIAGNOSTICS_OUT, PATH_OUT, POSE_OUT, TF_OUT, LiveEstimator
+from tactile_estimator.adapters.replay import replay_bag
+from tactile_estimator.config import ConfigError, load_estimator_config
+from tactile_estimator.io import bags, messages
+from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.records import TactileFrame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def model() -> TactileModel:
+    return TactileModel.load(None)
+
+
+def _values(diagnostics: Any, name_suffix: str) -> dict[str, str]:
+    (status,) = [s for s in diagnostics.status if s.name.endswith(name_suffix)]
+    return {kv.key: kv.value for kv in status.values}
+
+
+def _feed(live: LiveEstimator, bag: Path, topics: list[str] | None = None) -> list[tuple[str, str, Any]]:
+    out = []
+    wanted = topics or [i.topic for i in live_mod.inputs(live.config)]
+    for m in bags.read_messages(bag, wanted):
+        out += live.handle(m.topic, m.msgtype, m.msg)
+    return out
+
+
+def test_live_path_gives_the_replay_estimates(rect_bag: Path, model: TactileModel, tmp_path: Path) -> None:
+    config = load_estimator_config(ROOT / "config" / "estimator.yaml")
+    live = LiveEstimator(config, model)
+    out = _feed(live, rect_bag) + live.finish()
+    poses = [msg for topic, _, msg in out if topic == POSE_OUT]
+    replay = replay_bag(rect_bag, config, model, tmp_path)
+    assert len(poses) == len(replay.estimates) > 100
+    for msg, estimate in zip(poses, replay.estimates, strict=True):
+        assert messages.stamp_to_ns(msg.header.stamp) == estimate.stamp_ns
+        assert msg.pose.pose.position.x == pytest.approx(estimate.pose[0], abs=1e-9)
+        assert msg.pose.pose.position.y == pytest.approx(estimate.pose[1], abs=1e-9)
+        assert msg.pose.covariance[0] == pytest.approx(estimate.covariance[0, 0], rel=1e-9)
+    tfs = [msg for topic, _, msg in out if topic == TF_OUT]
+    assert len(tfs) == len(poses)
+    assert tfs[-1].transforms[0].header.frame_id == "world"
+    assert tfs[-1].transforms[0].child_frame_id == "object_estimate"
+    paths = [msg for topic, _, msg in out if topic == PATH_OUT]
+    assert paths and len(paths[-1].poses) == len(replay.smoothed_stamps)  # finish() publishes the whole path
+    assert live.summary().startswith(f"{live.received['tactile']} tactile frames, {len(poses)} estimates")
+
+
+def test_inputs_wait_for_the_object_shape_and_a_changed_shape_starts_a_new_graph(
+    rect_bag: Path, model: TactileModel
+) -> None:
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    topics = [t for t in (i.topic for i in live_mod.inputs(config)) if t != config.topics.object_info]
+    _feed(live, rect_bag, topics)
+    assert live.estimator is None and live.estimates == 0
+    assert live.all_dropped()["no_object_info"] == live.received["tactile"] + live.received["ee_pose"] \
+        + live.received["camera"]
+    info = messages.string_msg(messages.object_info_to_text(messages.ObjectInfo("disc", (0.05,))))
+    live.handle(config.topics.object_info, messages.STRING, info)
+    assert live.shape is not None and live.shape.kind == "disc"
+    first = live.estimator
+    live.handle(config.topics.object_info, messages.STRING, info)  # the same shape again: the graph stays
+    assert live.estimator is first
+    other = messages.string_msg(messages.object_info_to_text(messages.ObjectInfo("rect", (0.1, 0.08))))
+    live.handle(config.topics.object_info, messages.STRING, other)
+    assert live.estimator is not first and live.all_events()["object_changed"] == 1
+    live.handle(config.topics.object_info, messages.STRING, messages.string_msg("{not json"))
+    assert live.all_dropped()["bad_object_info"] == 1
+
+
+def test_configured_shape_needs_no_object_info(model: TactileModel) -> None:
+    config = load_estimator_config(None, {"object": {"shape": "rect", "size": [0.1, 0.08]}})
+    assert LiveEstimator(config, model).estimator is not None
+    with pytest.raises(ConfigError, match="object: object size"):
+        LiveEstimator(load_estimator_config(None, {"object": {"shape": "rect", "size": [0.1]}}), model)
+
+
+def test_bad_inputs_are_counted_by_reason_and_cost_only_themselves(
+    rect_bag: Path, model: TactileModel, tmp_path: Path
+) -> None:
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    good = list(bags.read_messages(rect_bag, [i.topic for i in live_mod.inputs(config)]))
+    bad_image = messages.image_msg(TactileFrame(5, np.zeros((320, 240, 3), np.uint8)))
+    bad_image.encoding = "mono8"
+    nan_pose = messages.pose_stamped_msg(5, [np.nan, 0.0, 0.0], "world")
+    raw = config.topics.tactile
+    out = []
+    for i, m in enumerate(good):
+        out += live.handle(m.topic, m.msgtype, m.msg)
+        if i % 50 == 25:
+            out += live.handle(raw, messages.IMAGE, bad_image)
+            out += live.handle(config.topics.ee_pose, messages.POSE_STAMPED, nan_pose)
+        if m.topic == config.topics.ee_pose and i % 50 == 30:
+            out += live.handle(m.topic, m.msgtype, m.msg)  # the same stamp again: a stamp that does not advance
+    out += live.finish()
+    dropped = live.all_dropped()
+    n_bad = len([i for i in range(len(good)) if i % 50 == 25])
+    assert dropped["bad_image_encoding"] == n_bad and dropped["nan_pose"] == n_bad
+    assert dropped["duplicate_stamp"] >= 1
+    replay = replay_bag(rect_bag, config, model, tmp_path)
+    assert len([1 for topic, _, _ in out if topic == POSE_OUT]) == len(replay.estimates)
+    diagnostics = live.diagnostics()
+    values = _values(diagnostics, ": estimator")
+    assert values["dropped.bad_image_encoding"] == str(n_bad)
+    assert values["dropped.nan_pose"] == str(n_bad)
+    assert int(values["dropped_total"]) == sum(dropped.values())
+
+
+def test_stale_sensors_are_reported_and_the_last_estimate_is_held_with_growing_covariance(
+    rect_bag: Path, model: TactileModel
+) -> None:
+    config = load_estimator_config(None, {"live": {"hold_random_walk": [0.01, 0.02, 0.1]}})
+    clock = Clock()
+    live = LiveEstimator(config, model, monotonic=clock, wall_ns=lambda: 7_000_000_000)
+    clock.now += 0.2
+    out = live.tick()  # before the first diagnostics period: nothing
+    assert out == []
+    clock.now += 1.0
+    (diag,) = [msg for topic, _, msg in live.tick() if topic == DIAGNOSTICS_OUT]
+    assert diag.status[0].level == live_mod.WARN and "object's shape" in diag.status[0].message
+    _feed(live, rect_bag)
+    last = live._last
+    assert last is not None
+    assert live.stale() == []
+    clock.now += 0.1
+    assert [topic for topic, _, _ in live.tick() if topic == POSE_OUT] == []  # fresh: nothing held
+    clock.now += 2.0  # every stream silent for 2.1 s
+    out = live.tick()
+    held = [msg for topic, _, msg in out if topic == POSE_OUT]
+    (diag,) = [msg for topic, _, msg in out if topic == DIAGNOSTICS_OUT]
+    assert len(held) == 1
+    elapsed = 2.1
+    assert messages.stamp_to_ns(held[0].header.stamp) == pytest.approx(last.stamp_ns + elapsed * 1e9, abs=1e3)
+    cov = np.asarray(held[0].pose.covariance).reshape(6, 6)
+    q2 = np.array([0.01, 0.02, 0.1]) ** 2
+    assert cov[0, 0] == pytest.approx(last.covariance[0, 0] + q2[0] * elapsed, rel=1e-6)
+    assert cov[5, 5] == pytest.approx(last.covariance[2, 2] + q2[2] * elapsed, rel=1e-6)
+    assert held[0].pose.pose.position.x == pytest.approx(last.pose[0])
+    assert set(live.stale()) == {"tactile", "ee_pose"}  # the camera's timeout is 5 s
+    assert "stale: tactile, ee_pose" in diag.status[0].message and "holding" in diag.status[0].message
+    tactile = _values(diag, ": input tactile")
+    assert tactile["stale"] == "true" and tactile["messages"] == str(live.received["tactile"])
+    clock.now += 1.0
+    again = [msg for topic, _, msg in live.tick() if topic == POSE_OUT]
+    assert np.asarray(again[0].pose.covariance)[0] > cov[0, 0]  # it keeps growing
+
+
+def test_reset_and_model_reload(rect_bag: Path, model: TactileModel, tmp_path: Path) -> None:
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    _feed(live, rect_bag)
+    steps = len(live.estimator.steps)
+    assert steps > 100
+    ok, text = live.reload_model(str(tmp_path / "missing"))
+    assert not ok and "was not loaded" in text and live.all_events()["model_reload_failed"] == 1
+    assert len(live.estimator.steps) == steps
+    ok, _ = live.reload_model(str(ROOT / "models"))
+    assert ok and live.all_events()["model_reloaded"] == 1 and len(live.estimator.steps) == steps
+    message = live.reset()
+    assert f"had {steps} steps" in message and len(live.estimator.steps) == 0
+    assert live.all_events()["model_reloaded"] == 1 and live.all_events()["reset"] == 1  # counters survive a reset
+    model_topic = config.topics.model_updated
+    live.handle(model_topic, messages.STRING, messages.string_msg(str(tmp_path / "missing")))
+    assert live.all_events()["model_reload_failed"] == 2
+
+
+def test_unsupported_publishers_are_reported(model: TactileModel) -> None:
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    live.note_publisher("a", config.topics.ee_pose, messages.STRING)
+    live.note_publisher("a", config.topics.ee_pose, messages.STRING)
+    live.note_publisher("b", config.topics.ee_pose, messages.POSE_STAMPED)
+    live.note_publisher("c", "/elsewhere", messages.STRING)
+    values = _values(live.diagnostics(), ": estimator")
+    assert values["unsupported_type_publishers"] == "1"
+    assert values[f"unsupported_type.{config.topics.ee_pose}"] == messages.STRING
+
+
+def test_node_private_topics_expand_like_ros() -> None:
+    assert live_mod.node_topic("~/object_pose", "estimator_node") == "/estimator_node/object_pose"
+    assert live_mod.node_topic("/tf", "estimator_node") == "/tf"
+    config = load_estimator_config(None, {"live": {"publish_marker": False}})
+    assert live_mod.MARKER_OUT not in {o.topic for o in live_mod.outputs(config)}
+    with pytest.raises(ConfigError, match="live.stale_after_s"):
+        load_estimator_config(None, {"live": {"stale_after_s": 0.0}})
+
+
+def test_node_parameters_become_the_config(tmp_path: Path) -> None:
+    """What the rclpy node does with its parameters: the file first, then the parameters over it."""
+    config = live_mod.config_from_parameters({
+        "config_file": str(ROOT / "config" / "estimator.yaml"), "use_sim_time": True,
+        "qos_overrides./tf.publisher.depth": 10, "backend": "gn", "live.stale_after_s": 2.0, "model": "",
+    })
+    assert config.backend == "gn" and config.live.stale_after_s == 2.0 and config.model == ""
+    with pytest.raises(ConfigError, match="live.stale_aftr_s: unknown parameter"):
+        live_mod.config_from_parameters({"live.stale_aftr_s": 1.0})

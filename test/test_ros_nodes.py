@@ -1,0 +1,57 @@
+"""The rclpy estimator node; skipped where ROS 2 is not installed (its logic is tested in test_live.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rosidl_runtime_py.utilities import get_message  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from tactile_estimator.adapters.ros_nodes import EstimatorNode  # noqa: E402
+from tactile_estimator.io import bags  # noqa: E402
+from tactile_estimator.io.messages import TYPESTORE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_node_estimates_a_bag_and_resets(rect_bag: Path) -> None:
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"])
+    try:
+        node = EstimatorNode()
+        peer = Node("peer")
+        got: list[PoseWithCovarianceStamped] = []
+        peer.create_subscription(PoseWithCovarianceStamped, "/estimator_node/object_pose", got.append, 10)
+        info = peer.create_publisher(String, "/object_info", rclpy.qos.QoSProfile(
+            depth=1, durability=rclpy.qos.DurabilityPolicy.TRANSIENT_LOCAL))
+        for message in bags.read_messages(rect_bag, ["/object_info"]):
+            info.publish(String(data=message.msg.data))
+        publishers = {}
+        for message in bags.read_messages(rect_bag, ["/ee_pose", "/object_detection", "/digit/image_raw/compressed"]):
+            if message.topic not in publishers:
+                publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), message.topic, 100)
+                time.sleep(0.2)
+            publishers[message.topic].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
+            rclpy.spin_once(node, timeout_sec=0.0)
+            rclpy.spin_once(peer, timeout_sec=0.0)
+        deadline = time.monotonic() + 10
+        while len(got) < 100 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(peer, timeout_sec=0.01)
+        assert len(got) >= 100
+        client = peer.create_client(Trigger, "/estimator_node/reset")
+        assert client.wait_for_service(timeout_sec=5)
+        future = client.call_async(Trigger.Request())
+        while not future.done():
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(peer, timeout_sec=0.01)
+        assert future.result().success and len(node.live.estimator.steps) == 0
+    finally:
+        rclpy.shutdown()
