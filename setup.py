@@ -28,6 +28,7 @@ setup(
         "opencv-python-headless",
         "matplotlib",
         "pyyaml",
+        "cma",
     ],
     zip_safe=True,
     maintainer="tactile_estimator maintainers",
