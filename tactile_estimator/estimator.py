@@ -412,11 +412,7 @@ class Estimator:
     # ---------------------------------------------------------------------------------- outputs
     def trajectory(self) -> tuple[np.ndarray, np.ndarray]:
         """The smoothed object trajectory: stamps (K,) and poses (K, 3)."""
-        values = dict(self._retired)
-        try:
-            values.update(self._backend.estimate())
-        except BackendError:
-            pass
+        values = self.values()
         stamps = np.array([s.stamp_ns for s in self.steps], dtype=np.int64)
         # a step whose graph was given up before it was solved keeps its online estimate
         poses = np.array([values.get(object_key(s.index), self._online.get(s.index, self._initial_pose))

@@ -138,9 +138,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         row: dict[str, Any] = {"epoch": len(trainer.history), "loss": best["f"],
                                "val_rmse_translation_m": best["rmse"][0], "val_rmse_rotation_rad": best["rmse"][1],
                                "evaluations": count["n"]}
-        for family in families:
-            for axis, value in zip("xyz", trainer.theta.sigma(family).detach().tolist(), strict=False):
-                row[f"sigma_{family}_{axis}"] = value
+        row.update(R.sigma_columns(theta))
         row.update(solver_calls=trainer.solver_calls, wall_s=round(trainer.wall_s, 3))
         trainer.history.append(row)
         trainer.progress(f"generation {row['epoch']}: best objective {best['f']:.4f} (start 2), validation RMSE "

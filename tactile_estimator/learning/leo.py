@@ -340,11 +340,7 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch, "loss": loss}
         if self.world.main:
             row.update(self.validate())
-        for family in R.SIGMA_FAMILIES:
-            sigma = self.theta.sigma(family)
-            if sigma is not None:
-                for axis, value in zip("xyz" if len(sigma) == 3 else "d", sigma.detach().tolist(), strict=False):
-                    row[f"sigma_{family}_{axis}"] = value
+        row.update(R.sigma_columns(self.theta))
         row["solver_calls"] = self.solver_calls
         row["wall_s"] = round(self.wall_s, 3)
         self.history.append(row)

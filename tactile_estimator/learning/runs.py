@@ -278,6 +278,18 @@ def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch
     return total
 
 
+def sigma_columns(theta: Theta) -> dict[str, float]:
+    """The learned standard deviations as log columns: sigma_<family>_<x|y|z> (or _d for one value)."""
+    columns = {}
+    for family in SIGMA_FAMILIES:
+        sigma = theta.sigma(family)
+        if sigma is not None:
+            values = sigma.detach().tolist()
+            for axis, value in zip("xyz" if len(values) == 3 else "d", values, strict=False):
+                columns[f"sigma_{family}_{axis}"] = value
+    return columns
+
+
 def learned_families(theta: Theta) -> list[str]:
     """Families whose energy depends on θ (the others add a constant to E and no gradient)."""
     families = list(theta.log_sigma.keys())
