@@ -40,7 +40,7 @@ setup(
         "console_scripts": [
             "tactile-estimator = tactile_estimator.cli:main",
             "estimator_node = tactile_estimator.adapters.ros_nodes:estimator_node",
-            # trainer_node (the LEO trainer's node) goes here: tactile_estimator.adapters.ros_nodes:trainer_node
+            "trainer_node = tactile_estimator.adapters.ros_nodes:trainer_node",
         ],
     },
 )

@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tactile_estimator.config import FACTOR_FAMILIES, ConfigError, EstimatorConfig, load_estimator_config
+from tactile_estimator.config import FACTOR_FAMILIES, ConfigError, EstimatorConfig, TrainerConfig, load_estimator_config
 
 log = logging.getLogger("tactile_estimator")
 
@@ -80,9 +80,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    ("samples", args.samples), ("seed", args.seed)) if v is not None}
     if args.learn:
         overrides["learn"] = [x.strip() for x in args.learn.split(",") if x.strip()]
+    for name in ("poll", "settle"):
+        if getattr(args, name) is not None:
+            overrides[f"watch.{name}_s"] = getattr(args, name)
     trainer_config = load_trainer_config(args.trainer_config, overrides)
-    bags = expand_bag_paths(args.bags)
     val = expand_bag_paths(args.val) if args.val else []
+    if args.watch or args.once:
+        return _train_watch(args, config, trainer_config, val)
+    bags = expand_bag_paths(args.bags)
     command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = train(bags, val, Path(args.out), config, trainer_config, init=args.init or None, resume=args.resume,
                    command=command, progress=print)
@@ -94,6 +99,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     print(f"model written to {args.out} ({trainer_config.method}): validation RMSE {figures(last)} "
           f"(start {figures(first)}), solver calls {result.solver_calls}, {result.wall_s:.1f} s")
+    return 0
+
+
+def _train_watch(args: argparse.Namespace, config: EstimatorConfig, trainer_config: TrainerConfig,
+                 val: list[Path]) -> int:
+    """``train --watch DIR...``: the trainer node without ROS (``--once``: one look, then exit)."""
+    from tactile_estimator.learning.watch import ModelWatch
+
+    if args.resume:
+        raise ConfigError("--resume is implied by --watch: an interrupted round is resumed at the next start")
+    watch = ModelWatch(args.bags, args.out, config, trainer_config, init=args.init or None, val_paths=val,
+                       progress=_say)
+    if args.once:
+        model = watch.poll()
+        _say(f"{'new model ' + str(model) if model else 'no new model'}; {watch.describe()}")
+        return 0
+    from tactile_estimator.adapters.dds_run import run_trainer
+
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration} must be positive")
+    domain, dds_config = _dds_settings(args)
+    result = run_trainer(watch, domain_id=domain, dds_config=dds_config, duration_s=args.duration,
+                         node_name=args.node_name, ready=_say)
+    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "duration reached"
+    _say(f"watch {why}: {len(result.published)} models published; {watch.describe()}")
     return 0
 
 
@@ -209,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")
     tr.add_argument("--config", help="estimator parameter file (topics, offsets, noise)")
     tr.add_argument("--trainer-config", help="trainer parameter file (config/trainer.yaml format)")
+    tr.add_argument("--watch", action="store_true",
+                    help="watch mode: BAGS are directories; retrain whenever new bags appear and publish each "
+                         "accepted model on ~/model_updated over DDS (the trainer node without ROS)")
+    tr.add_argument("--once", action="store_true", help="watch mode, one look: train if new bags are there, exit")
+    tr.add_argument("--poll", type=float, help="watch mode: seconds between looks (default: the config's watch.poll_s)")
+    tr.add_argument("--settle", type=float, help="watch mode: seconds a bare bag file must stay unchanged")
+    tr.add_argument("--duration", type=float, help="watch mode: stop after this many seconds (default: on SIGINT)")
+    tr.add_argument("--node-name", default="trainer_node", help="watch mode: name in front of ~/model_updated")
+    tr.add_argument("--domain", type=int, help="watch mode: DDS domain id (default: ROS_DOMAIN_ID, else 0)")
+    tr.add_argument("--localhost", action="store_true", help="watch mode: DDS on the loopback interface only")
     tr.set_defaults(func=cmd_train)
 
     rep = sub.add_parser("replay", help="run the estimator over bags and report errors, latency and plots")
@@ -253,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     errors: tuple[type[Exception], ...] = (BagError, ConfigError, ModelError, DatasetError, TrainingError,
                                            FileNotFoundError)
-    if args.command in ("run", "play"):
+    if args.command in ("run", "play", "train"):
         from tactile_estimator.adapters.dds import DdsError
 
         errors += (DdsError,)

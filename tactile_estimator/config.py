@@ -279,6 +279,17 @@ class UnrollConfig:
 
 
 @dataclass
+class WatchConfig:
+    """The trainer node's watch mode (``tactile-estimator train --watch``): when to retrain."""
+
+    poll_s: float = 10.0  # how often the bag directories are looked at
+    settle_s: float = 5.0  # a bare .mcap/.db3 file counts once unchanged this long (directories need metadata.yaml)
+    min_new_bags: int = 1  # accepted new bags that start a round
+    cumulative: bool = True  # a round trains on every accepted bag so far (else on the new ones only)
+    accept: str = "improved"  # improved: publish only a model whose validation error went down; always
+
+
+@dataclass
 class TrainerConfig:
     method: str = "leo"
     epochs: int = 10
@@ -295,6 +306,7 @@ class TrainerConfig:
     ee_truth: str = "measured"  # the end-effector's "ground truth": measured (as on a robot) or bag (/ee_ground_truth)
     blackbox: BlackboxConfig = field(default_factory=BlackboxConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
 
     def validate(self) -> TrainerConfig:
         if self.method not in TRAIN_METHODS:
@@ -313,6 +325,10 @@ class TrainerConfig:
             raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")
         if self.unroll.iterations < 1:
             raise ConfigError("unroll.iterations must be at least 1")
+        if not self.watch.poll_s > 0 or self.watch.settle_s < 0 or self.watch.min_new_bags < 1:
+            raise ConfigError("watch.poll_s must be positive, watch.settle_s >= 0 and watch.min_new_bags >= 1")
+        if self.watch.accept not in ("improved", "always"):
+            raise ConfigError(f"watch.accept: '{self.watch.accept}' is unknown; expected improved or always")
         return self
 
 

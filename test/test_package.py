@@ -59,9 +59,9 @@ def _launch_files() -> list[Path]:
 
 def test_launch_files_parse_and_name_only_declared_executables() -> None:
     files = {p.name for p in _launch_files()}
-    assert {"estimator.launch.py", "replay.launch.py"} <= files
+    assert {"estimator.launch.py", "replay.launch.py", "train.launch.py"} <= files
     scripts = _console_scripts()
-    assert "estimator_node" in scripts
+    assert {"estimator_node", "trainer_node"} <= scripts
     for path in _launch_files():
         tree = ast.parse(path.read_text(), filename=str(path))
         assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body), path
@@ -77,6 +77,15 @@ def test_launch_files_parse_and_name_only_declared_executables() -> None:
         assert f'DeclareLaunchArgument("{argument}"' in estimator
     replay = (ROOT / "launch" / "replay.launch.py").read_text()
     assert '"ros2", "bag", "play"' in replay and '"--clock"' in replay and '"use_sim_time": "true"' in replay
+    train = (ROOT / "launch" / "train.launch.py").read_text()
+    for argument in ("bag_dir", "out_dir", "trainer_config", "estimator_config", "init", "val_dir"):
+        assert f'DeclareLaunchArgument("{argument}"' in train
+    # the parameters the launch file gives the trainer node are the ones it knows
+    from tactile_estimator.adapters.live import TRAINER_NODE_PARAMETERS
+
+    block = train.split("parameters=[{", 1)[1].split("}]", 1)[0]
+    given = set(re.findall(r'"(\w+)": LaunchConfiguration', block))
+    assert given and given <= set(TRAINER_NODE_PARAMETERS), given - set(TRAINER_NODE_PARAMETERS)
 
 
 def test_package_xml_lists_the_run_dependencies_of_nodes_and_launch_files() -> None:

@@ -1,4 +1,4 @@
-"""The rclpy estimator node; skipped where ROS 2 is not installed (its logic is tested in test_live.py)."""
+"""The rclpy estimator and trainer nodes; skipped where ROS 2 is not installed (its logic is tested in test_live.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rosidl_runtime_py.utilities import get_message  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from tactile_estimator.adapters.ros_nodes import EstimatorNode  # noqa: E402
+from tactile_estimator.adapters.ros_nodes import EstimatorNode, TrainerNode  # noqa: E402
 from tactile_estimator.io import bags  # noqa: E402
 from tactile_estimator.io.messages import TYPESTORE  # noqa: E402
 
@@ -53,5 +53,29 @@ def test_node_estimates_a_bag_and_resets(rect_bag: Path) -> None:
             rclpy.spin_once(node, timeout_sec=0.01)
             rclpy.spin_once(peer, timeout_sec=0.01)
         assert future.result().success and len(node.live.estimator.steps) == 0
+    finally:
+        rclpy.shutdown()
+
+
+def test_trainer_node_publishes_a_model_for_new_bags(rect_bag: Path, tmp_path: Path) -> None:
+    import shutil
+
+    watched = tmp_path / "bags"
+    watched.mkdir()
+    shutil.copytree(rect_bag, watched / rect_bag.name)
+    rclpy.init(args=["--ros-args", "-p", f"bag_dir:={watched}", "-p", f"out_dir:={tmp_path / 'models'}",
+                     "-p", "epochs:=1", "-p", "sampler:=gn", "-p", "samples:=4", "-p", "watch.poll_s:=0.2",
+                     "-p", "watch.settle_s:=0.0", "-p", "watch.accept:=always"])
+    try:
+        node = TrainerNode()
+        peer = Node("peer")
+        got: list[String] = []
+        peer.create_subscription(String, "/trainer_node/model_updated", got.append, rclpy.qos.QoSProfile(
+            depth=1, durability=rclpy.qos.DurabilityPolicy.TRANSIENT_LOCAL))
+        deadline = time.monotonic() + 300
+        while not got and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            rclpy.spin_once(peer, timeout_sec=0.05)
+        assert got and got[0].data == str((tmp_path / "models" / "model_0001").resolve())
     finally:
         rclpy.shutdown()

@@ -19,9 +19,10 @@ from types import FrameType
 from typing import Any
 
 from tactile_estimator.adapters import dds
-from tactile_estimator.adapters.live import Input, LiveEstimator, Output, inputs, node_topic, outputs
+from tactile_estimator.adapters.live import MODEL_UPDATED, Input, LiveEstimator, Output, inputs, node_topic, outputs
 from tactile_estimator.config import EstimatorConfig
-from tactile_estimator.io import bags
+from tactile_estimator.io import bags, messages
+from tactile_estimator.learning.watch import ModelWatch
 from tactile_estimator.networks.tactile import TactileModel
 
 log = logging.getLogger(__name__)
@@ -198,3 +199,53 @@ def _wait_for_subscribers(publishers: list[dds.Publisher], timeout_s: float, sto
         if time.monotonic() > deadline:
             raise dds.DdsError(f"no subscriber on {', '.join(waiting)} after {timeout_s:g} s")
         stop.wait(0.02)
+
+
+@dataclass
+class TrainerRunResult:
+    published: list[str]
+    signal: int | None
+    seconds: float
+
+
+def run_trainer(
+    watch: ModelWatch,
+    *,
+    domain_id: int = 0,
+    dds_config: str | None = None,
+    duration_s: float | None = None,
+    node_name: str = "trainer_node",
+    ready: Callable[[str], None] | None = None,
+) -> TrainerRunResult:
+    """The trainer node without rclpy: poll the bag directories, train, publish each accepted model.
+
+    ``/<node_name>/model_updated`` (std_msgs/String, the model directory's absolute path) is
+    reliable and transient local, so an estimator that subscribes late still gets the last model.
+    An interrupted round raises the trainer's ``TrainingInterrupted`` with its checkpoint saved;
+    the next start resumes it.
+    """
+    started = time.monotonic()
+    deadline = started + duration_s if duration_s else float("inf")
+    published: list[str] = []
+    topic = node_topic(MODEL_UPDATED, node_name)
+    with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
+        publisher = bus.publisher(topic, messages.STRING, dds.LATCHED)
+
+        def publish(model: Path) -> None:
+            path = str(model.resolve())
+            publisher.publish(messages.string_msg(path))
+            published.append(path)
+            log.info("published %s on %s", path, topic)
+
+        if watch.latest_model is not None:
+            publish(watch.latest_model)
+        if ready is not None:
+            ready(f"watching {', '.join(str(d) for d in watch.watch_dirs)} every {watch.config.watch.poll_s:g} s; "
+                  f"new models on {topic} (DDS domain {domain_id}); {watch.describe()}")
+        while not stop.event.is_set() and time.monotonic() < deadline:
+            model = watch.poll()
+            if model is not None:
+                publish(model)
+            stop.event.wait(max(0.0, min(watch.config.watch.poll_s, deadline - time.monotonic())))
+        publisher.wait_for_acks(1.0)
+    return TrainerRunResult(published, stop.signal, time.monotonic() - started)

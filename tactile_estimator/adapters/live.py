@@ -31,12 +31,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
-from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config
+from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.geometry import quaternion_from_yaw
@@ -45,11 +45,15 @@ from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.records import Estimate
 
+if TYPE_CHECKING:
+    from tactile_estimator.learning.watch import ModelWatch
+
 log = logging.getLogger(__name__)
 
 POSE_OUT = "~/object_pose"
 PATH_OUT = "~/object_path"
 MARKER_OUT = "~/object_marker"
+MODEL_UPDATED = "~/model_updated"  # the trainer node's output: a new model directory (std_msgs/String)
 TF_OUT = "/tf"
 DIAGNOSTICS_OUT = "/diagnostics"
 
@@ -114,6 +118,37 @@ def config_from_parameters(values: dict[str, Any]) -> EstimatorConfig:
     ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
     config_file = ours.pop("config_file", "") or None
     return load_estimator_config(config_file, ours)
+
+
+TRAINER_NODE_PARAMETERS = ("bag_dir", "out_dir", "init", "val_dir", "estimator_config", "config_file")
+
+
+def watch_from_parameters(values: dict[str, Any], progress: Callable[[str], None] | None = None) -> ModelWatch:
+    """The trainer node's parameters -> its :class:`~tactile_estimator.learning.watch.ModelWatch`.
+
+    ``bag_dir`` (a directory, a comma list, or a string array) is watched and ``out_dir`` receives
+    the model directories; ``init`` is the first round's starting model (default: the shipped
+    one), ``val_dir`` holds validation bags (default: the training bags), ``estimator_config`` is
+    the estimator's parameter file (topics, factors) and ``config_file`` the trainer's
+    (``config/trainer.yaml``). Every other parameter overrides a trainer key (dotted names, e.g.
+    ``epochs`` or ``watch.poll_s``); an unknown one is an error that names it.
+    """
+    from tactile_estimator.learning.datasets import expand_bag_paths
+    from tactile_estimator.learning.watch import ModelWatch
+
+    ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
+    node = {k: ours.pop(k) for k in TRAINER_NODE_PARAMETERS if k in ours}
+    raw = node.get("bag_dir") or ""
+    dirs = [d.strip() for d in (raw.split(",") if isinstance(raw, str) else raw) if str(d).strip()]
+    if not dirs:
+        raise ConfigError("bag_dir: the trainer node needs a directory of bags to watch")
+    if not node.get("out_dir"):
+        raise ConfigError("out_dir: the trainer node needs a directory for its models")
+    trainer = load_trainer_config(node.get("config_file") or None, ours)
+    estimator = load_estimator_config(node.get("estimator_config") or None)
+    val = expand_bag_paths([node["val_dir"]]) if node.get("val_dir") else []
+    return ModelWatch(dirs, node["out_dir"], estimator, trainer, init=node.get("init") or None, val_paths=val,
+                      progress=progress)
 
 
 def node_topic(topic: str, node_name: str) -> str:
@@ -262,8 +297,9 @@ class LiveEstimator:
             if self.estimator is not None:
                 self.estimator.reload_model(directory)
                 self.model = self.estimator.model
-            else:
+            else:  # no graph yet (waiting for the object's shape): the model is used when it starts
                 self.model = TactileModel.load(directory)
+                self.events["model_reloaded"] += 1
         except (ModelError, OSError, ValueError) as error:
             self.events["model_reload_failed"] += 1
             text = f"model {directory!r} was not loaded, the previous one is kept: {error}"

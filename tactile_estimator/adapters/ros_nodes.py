@@ -13,8 +13,13 @@ type store, publications are serialised by it, exactly as on the DDS transport.
   its empty lists need no ROS parameter type) and, over it, any of its keys as ROS parameters
   (dotted names, e.g. ``backend``, ``model``, ``live.stale_after_s``). An unknown or ill-typed
   one stops the node with a one-line error naming it.
-- ``trainer_node`` (the LEO trainer's node) belongs here as well, next to ``estimator_node``, with
-  its ``~/model_updated`` publisher; it is not part of this module yet.
+- ``trainer_node``: the trainer's watch mode (:class:`~tactile_estimator.learning.watch.ModelWatch`,
+  shared with ``tactile-estimator train --watch``). A timer looks at ``bag_dir`` every
+  ``watch.poll_s`` seconds; when new bags arrived it trains a round (the executor waits meanwhile:
+  the node has nothing else to serve) and publishes each accepted model directory on
+  ``~/model_updated`` (std_msgs/String, reliable, transient local). Parameters: ``bag_dir``,
+  ``out_dir``, ``init``, ``val_dir``, ``estimator_config``, ``config_file`` (``config/trainer.yaml``)
+  and any trainer key over it. Ctrl-C during a round saves its checkpoint; the next start resumes it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,21 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_runtime_py.utilities import get_message
 from std_srvs.srv import Trigger
 
-from tactile_estimator.adapters.live import Input, LiveEstimator, Output, config_from_parameters, inputs, outputs
+from tactile_estimator.adapters.live import (
+    MODEL_UPDATED,
+    Input,
+    LiveEstimator,
+    Output,
+    config_from_parameters,
+    inputs,
+    outputs,
+    watch_from_parameters,
+)
 from tactile_estimator.config import ConfigError, EstimatorConfig
-from tactile_estimator.io.messages import TYPESTORE
+from tactile_estimator.io import bags
+from tactile_estimator.io.messages import STRING, TYPESTORE, string_msg
+from tactile_estimator.learning.datasets import DatasetError
+from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 
 TICK_S = 0.05
@@ -117,6 +134,55 @@ def estimator_node(args: list[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+class TrainerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("trainer_node", allow_undeclared_parameters=True,
+                         automatically_declare_parameters_from_overrides=True)
+        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+        self.watch = watch_from_parameters(params, progress=self.get_logger().info)
+        self.published = 0
+        self._publisher = self.create_publisher(get_message(STRING), MODEL_UPDATED, _qos("latched", EstimatorConfig()))
+        if self.watch.latest_model is not None:
+            self._announce(self.watch.latest_model)
+        self.create_timer(self.watch.config.watch.poll_s, self._poll)
+        self.get_logger().info(f"watching {', '.join(map(str, self.watch.watch_dirs))}; {self.watch.describe()}")
+
+    def _poll(self) -> None:
+        model = self.watch.poll()
+        if model is not None:
+            self._announce(model)
+
+    def _announce(self, model: Any) -> None:
+        path = str(model.resolve())
+        self._publisher.publish(bytes(TYPESTORE.serialize_cdr(string_msg(path), STRING)))
+        self.published += 1
+
+
+def trainer_node(args: list[str] | None = None) -> int:
+    """Console script ``trainer_node`` (``ros2 run tactile_estimator trainer_node``)."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = TrainerNode()
+        rclpy.spin(node)
+    except (ConfigError, ModelError, DatasetError, bags.BagError, TrainingError) as error:
+        print(f"trainer_node: error: {error}", file=sys.stderr)
+        code = 2
+    except TrainingInterrupted as stopped:
+        print(f"trainer_node: interrupted: {stopped}", file=sys.stderr)
+        code = 130
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            print(f"trainer_node: {node.published} models published; {node.watch.describe()}", flush=True)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
 
 
 if __name__ == "__main__":
