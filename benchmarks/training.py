@@ -10,7 +10,7 @@ directory. Figures per method:
 - wall time of the training updates (bag loading and the per-epoch validation excluded) and solver
   calls (validation solves included).
 
-Usage: python -m benchmarks.training [--epochs 5] [--evaluations 60] [--methods leo,blackbox,...]
+Usage: python -m benchmarks.training [--epochs 5] [--evaluations 60] [--methods leo,blackbox,...] [--learn ...]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=60, help="blackbox objective evaluations")
     parser.add_argument("--methods", default="start,supervised,leo-gn,leo-isam2,unroll,blackbox")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--learn", help="comma list: what LEO learns (default: config/trainer.yaml's learn)")
     args = parser.parse_args()
     train_bags = simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20]
     val_bags = simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4]
@@ -76,6 +77,8 @@ def main() -> None:
                       "epochs": args.unroll_epochs if name == "unroll" else args.epochs}
             if name == "blackbox":
                 values["blackbox"] = {"evaluations": args.evaluations}
+            if name == "leo" and args.learn:
+                values["learn"] = args.learn.split(",")
             if name == "leo" and sampler == "isam2":
                 values["epochs"] = min(args.epochs, 2)  # for the epoch time; iSAM2 samples the same posterior
             result = train(train_bags, val_bags, out, config, load_trainer_config(None, values))
@@ -103,6 +106,8 @@ def main() -> None:
                      f"{np.degrees(test['online_r']):.2f} | {test['final_t'] * 1e3:.2f} | "
                      f"{np.degrees(test['final_r']):.2f} | {wall:.1f} | {calls} |")
     body = "\n".join(lines)
+    if args.learn:
+        body += f"\n\nLEO learns: {args.learn} (`--learn`)."
     if timing_lines:
         body += ("\n\nSeconds per epoch (20 runs of 300 steps), and where they go:\n\n"
                  "| method | epoch | network | solve and sample | energy | backward | validation |\n"
