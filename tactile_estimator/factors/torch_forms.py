@@ -87,8 +87,8 @@ def right_jacobian_inverse(xi: Tensor) -> Tensor:
     zero, one = torch.zeros_like(w), torch.ones_like(w)
     j00 = torch.where(small, 1.0 - w * w / 6.0, s / ws)
     j01 = torch.where(small, w / 2.0, (1.0 - c) / ws)
-    j02 = torch.where(small, v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / (ws * ws))
-    j12 = torch.where(small, -v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / (ws * ws))
+    j02 = torch.where(small, -v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / (ws * ws))
+    j12 = torch.where(small, v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / (ws * ws))
     jr = torch.stack([torch.stack([j00, j01, j02], -1), torch.stack([-j01, j00, j12], -1),
                       torch.stack([zero, zero, one], -1)], -2)
     return torch.linalg.inv(jr)
