@@ -4,11 +4,13 @@ Each function mirrors its numpy definition in this package (geometry.py, factors
 the two equal (residuals and Jacobians, to 1e-9). Shapes: poses (N, 3), measurements (N, m),
 residuals (N, d), Jacobians (N, d, 3) per pose, right perturbation ``T * Exp(delta)``, float64.
 Families without a tidy closed form (pushing) get batched central differences, as in numpy.
+``autodiff_jacobians`` gives any family's Jacobians by torch.func instead (AUTODIFF_JACOBIANS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 
@@ -258,6 +260,40 @@ def pushing_jacobians(poses: Poses, measurement: Tensor, model: ObjectModel):
     return pushing_residual(poses, measurement, model), numerical_jacobians(pushing_residual, poses, measurement, model)
 
 
+AUTODIFF_TRANSFORMS = ("jacrev", "vmap_jacrev", "vmap_jacfwd")
+
+
+def autodiff_jacobians(residual: Callable, poses: Poses, measurement: Tensor, model: object,
+                       transform: str = "jacrev") -> tuple[Tensor, list[Tensor]]:
+    """Residuals (N, d) and Jacobians [(N, d, 3)] of any family by torch.func: the derivative of
+    ``residual([pose_k * Exp(delta_k)])`` in the tangent perturbations delta at delta = 0.
+
+    ``jacrev``: one reverse pass per residual dimension through the whole batch. Factor i's residual
+    depends on factor i's poses only, so the Jacobian of the residuals summed over the batch with
+    respect to all (N, n, 3) perturbations holds every factor's blocks. ``vmap_jacrev`` and
+    ``vmap_jacfwd`` differentiate one factor and vmap over the batch (the same numbers, slower on CPU).
+    """
+    n, count = len(poses), poses[0].shape[0]
+    zero = poses[0].new_zeros(count, n, 3)
+    if transform == "jacrev":
+        def summed(delta: Tensor) -> tuple[Tensor, Tensor]:
+            r = residual([compose(p, exp(delta[:, k])) for k, p in enumerate(poses)], measurement, model)
+            return r.sum(0), r
+
+        jac, r = torch.func.jacrev(summed, has_aux=True)(zero)  # (d, N, n, 3)
+        return r, list(jac.permute(2, 1, 0, 3))
+    if transform not in AUTODIFF_TRANSFORMS:
+        raise ValueError(f"transform '{transform}' is unknown; expected one of {AUTODIFF_TRANSFORMS}")
+
+    def single(pose: tuple[Tensor, ...], meas: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
+        r = residual([compose(p, exp(delta[k]))[None] for k, p in enumerate(pose)], meas[None], model)[0]
+        return r, r
+
+    differentiate = torch.func.jacrev if transform == "vmap_jacrev" else torch.func.jacfwd
+    jac, r = torch.func.vmap(differentiate(single, argnums=2, has_aux=True))(tuple(poses), measurement, zero)
+    return r, [jac[:, :, k] for k in range(n)]  # jac (N, d, n, 3)
+
+
 RESIDUALS: dict[str, Callable] = {
     "tactile": tactile_residual, "pushing": pushing_residual, "contact": contact_residual,
     "ee_prior": prior_residual, "camera": prior_residual, "first_pose": prior_residual,
@@ -268,3 +304,5 @@ JACOBIANS: dict[str, Callable] = {
     "ee_prior": prior_jacobians, "camera": prior_jacobians, "first_pose": prior_jacobians,
     "at_rest": between_jacobians, "motion_prior": between_jacobians,
 }
+AUTODIFF_JACOBIANS: dict[str, Callable] = {family: partial(autodiff_jacobians, residual)
+                                           for family, residual in RESIDUALS.items()}
