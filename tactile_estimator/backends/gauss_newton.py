@@ -10,6 +10,16 @@ come from the same factor by triangular solves, never from a dense inverse.
 The factor forms are factors/torch_forms.py, held equal to the numpy definitions that the iSAM2
 backend uses. A batch element whose input is not finite, or whose system is indeterminate, is
 reported in ``failed`` and ``reasons`` and does not touch the others.
+
+Jacobians (``jacobians=``): "analytic" takes torch_forms.JACOBIANS (closed forms; central differences
+for pushing, 24 residual evaluations per factor), "autodiff" torch.func for every family
+(torch_forms.autodiff_jacobians, jacrev of the batch-summed residual), and "auto", the default, the
+faster of the two as measured by benchmarks/jacobians.py (float64, CPU, one thread; RESULTS.md,
+2026-11-21): analytic for prior, between, tactile and contact, where torch.func is 2.5-6x slower from
+64 to 16384 factors; for pushing, central differences below ``AUTODIFF_FROM["pushing"]`` = 2048
+factors in a group and torch.func from there (0.98x on the rect and 1.05x on the ellipse at 2048,
+2.7x and 3.1x faster at 16384). The two paths agree to 1e-9 (1e-7 for pushing, the error of the
+differences) except at the rare pose where the residual has a kink within the difference step.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ Tensor = torch.Tensor
 Graph = tuple[Sequence[Factor], dict[Key, np.ndarray]]
 _FIXED_WEIGHT = 1e12  # diagonal added to held variables: their step is ~0, then set to exactly 0
 JACOBIAN_PATHS = ("auto", "analytic", "autodiff")
-AUTODIFF_FROM: dict[str, int] = {"pushing": 2048}  # "auto": torch.func from this many factors in a group
+AUTODIFF_FROM: dict[str, int] = {"pushing": 2048}  # "auto": torch.func from this many factors in a group (measured)
 
 
 def jacobian_function(family: str, factors: int, jacobians: str = "auto") -> Callable:
