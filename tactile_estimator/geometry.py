@@ -105,8 +105,8 @@ def right_jacobian(xi: np.ndarray) -> np.ndarray:
     zero, one = np.zeros_like(w), np.ones_like(w)
     j00 = np.where(small, 1.0 - w * w / 6.0, s / ws)
     j01 = np.where(small, w / 2.0, (1.0 - c) / ws)
-    j02 = np.where(small, v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / w2)
-    j12 = np.where(small, -v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / w2)
+    j02 = np.where(small, -v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / w2)
+    j12 = np.where(small, v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / w2)
     return np.stack(
         [np.stack([j00, j01, j02], -1), np.stack([-j01, j00, j12], -1), np.stack([zero, zero, one], -1)], axis=-2
     )

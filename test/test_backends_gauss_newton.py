@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 import torch
 from test_estimator import feed_interleaved, truth_errors
+from test_torch_forms import CASES as TORCH_FORM_CASES
+from test_torch_forms import MODELS as TORCH_FORM_MODELS
+from test_torch_forms import poses_for
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import BackendError
-from tactile_estimator.backends.gauss_newton import GaussNewtonBackend, Problem
+from tactile_estimator.backends.gauss_newton import AUTODIFF_FROM, GaussNewtonBackend, Problem, jacobian_function
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import Factor, ObjectModel
+from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
@@ -127,3 +131,47 @@ def test_marginals_outside_the_window_are_refused(graph: FactorGraph) -> None:
     assert backend.marginals([("o", 39)])[("o", 39)].shape == (3, 3)
     with pytest.raises(BackendError, match="window"):
         backend.marginals([("o", 5)])
+
+
+# --------------------------------------------------------------- Jacobians: analytic or torch.func
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch's jvp rules
+@pytest.mark.parametrize(("family", "kind"), TORCH_FORM_CASES)
+def test_torch_func_jacobians_equal_the_analytic_and_numerical_ones(family: str, kind: str) -> None:
+    """Random poses (touching ones for contact and pushing). Analytic families agree to 1e-9; pushing,
+    whose current Jacobian is central differences (step 1e-6), to 1e-7."""
+    poses, measurement = poses_for(family, kind, n=16)
+    as_t, m = [torch.from_numpy(p) for p in poses], torch.from_numpy(measurement)
+    model = TORCH_FORM_MODELS[kind]
+    r_ref, reference = tf.JACOBIANS[family](as_t, m, model)
+    tol = 1e-7 if family == "pushing" else 1e-9
+    for transform in tf.AUTODIFF_TRANSFORMS:
+        r, jacobians = tf.autodiff_jacobians(tf.RESIDUALS[family], as_t, m, model, transform)
+        torch.testing.assert_close(r, r_ref, atol=1e-12, rtol=0.0)
+        assert len(jacobians) == len(reference)
+        for a, b in zip(jacobians, reference, strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=tol, rtol=0.0)
+
+
+def test_gn_reaches_the_same_solution_with_either_jacobian_path(graph: FactorGraph) -> None:
+    """A batch of two prefixes of the simulated run (so padding too) solved with each path."""
+    elements = [prefix(graph, 40), prefix(graph, 60)]
+    solved = {}
+    for path in ("analytic", "autodiff", "auto"):
+        problem = Problem(elements, jacobians=path)
+        report = problem.solve(iterations=30)
+        assert bool(report.converged.all()) and not bool(report.failed.any())
+        solved[path] = problem.values
+    assert (solved["autodiff"] - solved["analytic"]).abs().max() < 1e-8
+    assert (solved["auto"] - solved["analytic"]).abs().max() < 1e-8
+
+
+def test_auto_takes_torch_func_for_large_pushing_groups_only() -> None:
+    threshold = AUTODIFF_FROM["pushing"]
+    assert jacobian_function("pushing", threshold - 1) is tf.JACOBIANS["pushing"]
+    assert jacobian_function("pushing", threshold) is tf.AUTODIFF_JACOBIANS["pushing"]
+    assert jacobian_function("tactile", 10**6) is tf.JACOBIANS["tactile"]
+    assert jacobian_function("tactile", 1, "autodiff") is tf.AUTODIFF_JACOBIANS["tactile"]
+    assert jacobian_function("pushing", 10**6, "analytic") is tf.JACOBIANS["pushing"]
+    with pytest.raises(ValueError, match="jacobians"):
+        Problem([], jacobians="finite")

@@ -57,3 +57,14 @@ def test_torch_jacobians_match_their_own_numerical_derivatives() -> None:
         numeric = tf.numerical_jacobians(tf.RESIDUALS[family], as_t, m, MODELS["ellipse"])
         for a, b in zip(analytic, numeric, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("w", [0.0, 5e-5, -9e-5, 2e-4, 0.7])
+def test_right_jacobian_equals_gtsam_on_both_sides_of_the_small_angle_branch(w: float) -> None:
+    """Below |w| = 1e-4 a series is used; gtsam's closed form is exact there down to ~1e-5 (1e-7: its rounding)."""
+    gtsam = pytest.importorskip("gtsam")
+    xi = np.array([0.3, -0.2, w])
+    reference = gtsam.Pose2.ExpmapDerivative(xi)
+    np.testing.assert_allclose(se2.right_jacobian(xi), reference, atol=1e-7)
+    np.testing.assert_allclose(tf.right_jacobian_inverse(torch.from_numpy(xi)).numpy(), np.linalg.inv(reference),
+                               atol=1e-7)

@@ -10,12 +10,22 @@ come from the same factor by triangular solves, never from a dense inverse.
 The factor forms are factors/torch_forms.py, held equal to the numpy definitions that the iSAM2
 backend uses. A batch element whose input is not finite, or whose system is indeterminate, is
 reported in ``failed`` and ``reasons`` and does not touch the others.
+
+Jacobians (``jacobians=``): "analytic" takes torch_forms.JACOBIANS (closed forms; central differences
+for pushing, 24 residual evaluations per factor), "autodiff" torch.func for every family
+(torch_forms.autodiff_jacobians, jacrev of the batch-summed residual), and "auto", the default, the
+faster of the two as measured by benchmarks/jacobians.py (float64, CPU, one thread; RESULTS.md,
+2026-11-21): analytic for prior, between, tactile and contact, where torch.func is 2.5-6x slower from
+64 to 16384 factors; for pushing, central differences below ``AUTODIFF_FROM["pushing"]`` = 2048
+factors in a group and torch.func from there (0.98x on the rect and 1.05x on the ellipse at 2048,
+2.7x and 3.1x faster at 16384). The two paths agree to 1e-9 (1e-7 for pushing, the error of the
+differences) except at the rare pose where the residual has a kink within the difference step.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +38,18 @@ from tactile_estimator.factors import torch_forms as tf
 Tensor = torch.Tensor
 Graph = tuple[Sequence[Factor], dict[Key, np.ndarray]]
 _FIXED_WEIGHT = 1e12  # diagonal added to held variables: their step is ~0, then set to exactly 0
+JACOBIAN_PATHS = ("auto", "analytic", "autodiff")
+AUTODIFF_FROM: dict[str, int] = {"pushing": 2048}  # "auto": torch.func from this many factors in a group (measured)
+
+
+def jacobian_function(family: str, factors: int, jacobians: str = "auto") -> Callable:
+    """The Jacobian function of a group of ``factors`` factors of ``family`` under a ``jacobians`` path."""
+    if jacobians not in JACOBIAN_PATHS:
+        raise ValueError(f"jacobians '{jacobians}' is unknown; expected one of {JACOBIAN_PATHS}")
+    threshold = AUTODIFF_FROM.get(family)
+    if jacobians == "autodiff" or (jacobians == "auto" and threshold is not None and factors >= threshold):
+        return tf.AUTODIFF_JACOBIANS[family]
+    return tf.JACOBIANS[family]
 
 
 def _key_order(key: Key) -> tuple[int, int]:
@@ -40,6 +62,7 @@ class _Group:
 
     family: str
     model: object
+    jacobian: Callable  # (poses, measurement, model) -> (r, [J]): analytic, numerical or torch.func
     index: Tensor  # (B, F, n) variable indices
     measurement: Tensor  # (B, F, m)
     inv_sigma: Tensor  # (B, F, d)
@@ -62,8 +85,12 @@ class Problem:
     """A batch of graphs as tensors: values (B, V, 3), factor groups, and the band layout."""
 
     def __init__(self, graphs: Sequence[Graph], device: str | torch.device = "cpu",
-                 fixed: Sequence[Iterable[Key]] | None = None, dtype: torch.dtype = torch.float64) -> None:
+                 fixed: Sequence[Iterable[Key]] | None = None, dtype: torch.dtype = torch.float64,
+                 jacobians: str = "auto") -> None:
+        if jacobians not in JACOBIAN_PATHS:
+            raise ValueError(f"jacobians '{jacobians}' is unknown; expected one of {JACOBIAN_PATHS}")
         self.device, self.dtype = torch.device(device), dtype
+        self.jacobians = jacobians
         self.batch = len(graphs)
         self.reasons: list[str | None] = [None] * self.batch
         self.keys: list[list[Key]] = []
@@ -151,7 +178,7 @@ class Problem:
         real = torch.as_tensor(mask, device=self.device).bool()
         keep = ((same | lower) & real[..., None, None])[..., None, None].expand(flat.shape)
         return _Group(
-            family, model, t,
+            family, model, jacobian_function(family, B * F, self.jacobians), t,
             torch.as_tensor(measurement, dtype=self.dtype, device=self.device),
             torch.as_tensor(inv_sigma, dtype=self.dtype, device=self.device),
             torch.as_tensor(mask, dtype=self.dtype, device=self.device),
@@ -186,7 +213,7 @@ class Problem:
         cost = torch.zeros(self.batch, dtype=self.dtype, device=self.device)
         for g in self.groups:
             B, F, n = g.index.shape
-            r, jac = tf.JACOBIANS[g.family](self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
+            r, jac = g.jacobian(self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
             weight = g.inv_sigma * g.mask[..., None]  # (B, F, d)
             rw = r.reshape(B, F, -1) * weight
             jw = torch.stack(jac, 1).reshape(B, F, n, -1, 3) * weight[:, :, None, :, None]  # (B, F, n, d, 3)
@@ -350,8 +377,8 @@ class GaussNewtonBackend:
     ``sample`` and ``solve_all`` work on the whole graph.
     """
 
-    def __init__(self, window: int = 50, iterations: int = 3, device: str = "cpu") -> None:
-        self.window, self.iterations, self.device = window, iterations, device
+    def __init__(self, window: int = 50, iterations: int = 3, device: str = "cpu", jacobians: str = "auto") -> None:
+        self.window, self.iterations, self.device, self.jacobians = window, iterations, device, jacobians
         self._factors: list[Factor] = []
         self._by_step: dict[int, list[int]] = {}
         self._values: dict[Key, np.ndarray] = {}
@@ -371,7 +398,8 @@ class GaussNewtonBackend:
         factors = [self._factors[i] for i in chosen]
         keys = {k for f in factors for k in f.keys} | {k for k in initial}
         held = [k for k in keys if k[1] < first]
-        problem = Problem([(factors, {k: self._values[k] for k in keys})], self.device, fixed=[held])
+        problem = Problem([(factors, {k: self._values[k] for k in keys})], self.device, fixed=[held],
+                          jacobians=self.jacobians)
         report = problem.solve(self.iterations)
         if bool(report.failed[0]):
             raise BackendError(report.reasons[0] or "the system cannot be solved")
@@ -396,7 +424,7 @@ class GaussNewtonBackend:
         return {k: covariance[i] for i, k in enumerate(keys)}
 
     def solve_all(self, iterations: int = 20) -> Problem:
-        problem = Problem([(self._factors, dict(self._values))], self.device)
+        problem = Problem([(self._factors, dict(self._values))], self.device, jacobians=self.jacobians)
         report = problem.solve(iterations)
         if bool(report.failed[0]):
             raise BackendError(report.reasons[0] or "the system cannot be solved")
@@ -404,7 +432,7 @@ class GaussNewtonBackend:
         return problem
 
     def sample(self, n: int, keys: Sequence[Key], rng: np.random.Generator) -> np.ndarray:
-        problem = Problem([(self._factors, dict(self._values))], self.device)
+        problem = Problem([(self._factors, dict(self._values))], self.device, jacobians=self.jacobians)
         generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**62)))
         samples = problem.sample(problem.factorize(), n, generator)[0].cpu().numpy()  # (n, V, 3)
         index = {k: i for i, k in enumerate(problem.keys[0])}

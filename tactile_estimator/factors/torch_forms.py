@@ -4,11 +4,13 @@ Each function mirrors its numpy definition in this package (geometry.py, factors
 the two equal (residuals and Jacobians, to 1e-9). Shapes: poses (N, 3), measurements (N, m),
 residuals (N, d), Jacobians (N, d, 3) per pose, right perturbation ``T * Exp(delta)``, float64.
 Families without a tidy closed form (pushing) get batched central differences, as in numpy.
+``autodiff_jacobians`` gives any family's Jacobians by torch.func instead (AUTODIFF_JACOBIANS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 
@@ -87,8 +89,8 @@ def right_jacobian_inverse(xi: Tensor) -> Tensor:
     zero, one = torch.zeros_like(w), torch.ones_like(w)
     j00 = torch.where(small, 1.0 - w * w / 6.0, s / ws)
     j01 = torch.where(small, w / 2.0, (1.0 - c) / ws)
-    j02 = torch.where(small, v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / (ws * ws))
-    j12 = torch.where(small, -v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / (ws * ws))
+    j02 = torch.where(small, -v2 / 2.0 + w * v1 / 6.0, (ws * v1 - v2 + v2 * c - v1 * s) / (ws * ws))
+    j12 = torch.where(small, v1 / 2.0 + w * v2 / 6.0, (v1 + ws * v2 - v1 * c - v2 * s) / (ws * ws))
     jr = torch.stack([torch.stack([j00, j01, j02], -1), torch.stack([-j01, j00, j12], -1),
                       torch.stack([zero, zero, one], -1)], -2)
     return torch.linalg.inv(jr)
@@ -258,6 +260,40 @@ def pushing_jacobians(poses: Poses, measurement: Tensor, model: ObjectModel):
     return pushing_residual(poses, measurement, model), numerical_jacobians(pushing_residual, poses, measurement, model)
 
 
+AUTODIFF_TRANSFORMS = ("jacrev", "vmap_jacrev", "vmap_jacfwd")
+
+
+def autodiff_jacobians(residual: Callable, poses: Poses, measurement: Tensor, model: object,
+                       transform: str = "jacrev") -> tuple[Tensor, list[Tensor]]:
+    """Residuals (N, d) and Jacobians [(N, d, 3)] of any family by torch.func: the derivative of
+    ``residual([pose_k * Exp(delta_k)])`` in the tangent perturbations delta at delta = 0.
+
+    ``jacrev``: one reverse pass per residual dimension through the whole batch. Factor i's residual
+    depends on factor i's poses only, so the Jacobian of the residuals summed over the batch with
+    respect to all (N, n, 3) perturbations holds every factor's blocks. ``vmap_jacrev`` and
+    ``vmap_jacfwd`` differentiate one factor and vmap over the batch (the same numbers, slower on CPU).
+    """
+    n, count = len(poses), poses[0].shape[0]
+    zero = poses[0].new_zeros(count, n, 3)
+    if transform == "jacrev":
+        def summed(delta: Tensor) -> tuple[Tensor, Tensor]:
+            r = residual([compose(p, exp(delta[:, k])) for k, p in enumerate(poses)], measurement, model)
+            return r.sum(0), r
+
+        jac, r = torch.func.jacrev(summed, has_aux=True)(zero)  # (d, N, n, 3)
+        return r, list(jac.permute(2, 1, 0, 3))
+    if transform not in AUTODIFF_TRANSFORMS:
+        raise ValueError(f"transform '{transform}' is unknown; expected one of {AUTODIFF_TRANSFORMS}")
+
+    def single(pose: tuple[Tensor, ...], meas: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
+        r = residual([compose(p, exp(delta[k]))[None] for k, p in enumerate(pose)], meas[None], model)[0]
+        return r, r
+
+    differentiate = torch.func.jacrev if transform == "vmap_jacrev" else torch.func.jacfwd
+    jac, r = torch.func.vmap(differentiate(single, argnums=2, has_aux=True))(tuple(poses), measurement, zero)
+    return r, [jac[:, :, k] for k in range(n)]  # jac (N, d, n, 3)
+
+
 RESIDUALS: dict[str, Callable] = {
     "tactile": tactile_residual, "pushing": pushing_residual, "contact": contact_residual,
     "ee_prior": prior_residual, "camera": prior_residual, "first_pose": prior_residual,
@@ -268,3 +304,5 @@ JACOBIANS: dict[str, Callable] = {
     "ee_prior": prior_jacobians, "camera": prior_jacobians, "first_pose": prior_jacobians,
     "at_rest": between_jacobians, "motion_prior": between_jacobians,
 }
+AUTODIFF_JACOBIANS: dict[str, Callable] = {family: partial(autodiff_jacobians, residual)
+                                           for family, residual in RESIDUALS.items()}
