@@ -33,6 +33,9 @@ bench: bench-deps
 	$(PY) -m benchmarks.tactile_ceiling
 	$(PY) -m benchmarks.solver --scale
 	$(PY) -m benchmarks.dds_latency
+	$(PY) -m benchmarks.jacobians
+	$(PY) -m benchmarks.leo_navigation
+	$(PY) -m benchmarks.leo_regression
 
 # Theseus is the benchmarks' side-by-side peer only, never a dependency of the package.
 bench-deps: $(STAMP)
