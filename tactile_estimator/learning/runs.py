@@ -74,6 +74,19 @@ class RunGraph:
         return np.stack([poses[k] for k in self.keys])
 
 
+def require_training_topics(bag: str | os.PathLike[str], config: EstimatorConfig) -> None:
+    """A bag the trainer can use has tactile frames, end-effector poses and ground truth.
+
+    Raises DatasetError naming the ground-truth topic when a topic is missing, and BagError when
+    the bag cannot be read.
+    """
+    topics = config.topics
+    try:
+        bags.require_topics(bag, [tactile_topics(config), [topics.ee_pose], [topics.ground_truth]])
+    except bags.MissingTopicsError as error:
+        raise DatasetError(f"training needs ground truth on {topics.ground_truth}: {error}") from None
+
+
 def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: TactileModel,
               ee_truth: str = "measured") -> RunGraph:
     """Replay a bag through the estimator once and keep its graph, inputs and ground truth.
@@ -87,10 +100,7 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
     """
     bag = bags.resolve_bag(bag)
     topics = config.topics
-    try:
-        bags.require_topics(bag, [tactile_topics(config), [topics.ee_pose], [topics.ground_truth]])
-    except bags.MissingTopicsError as error:
-        raise DatasetError(f"training needs ground truth on {topics.ground_truth}: {error}") from None
+    require_training_topics(bag, config)
     shape = object_shape(bag, config)
     object_model = ObjectModel.for_shape(shape)
     recorder = _InputRecorder(model)

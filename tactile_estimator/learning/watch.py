@@ -34,11 +34,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tactile_estimator.adapters.router import tactile_topics
 from tactile_estimator.config import EstimatorConfig, TrainerConfig
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError
 from tactile_estimator.learning.leo import CHECKPOINT, TrainingError, train
+from tactile_estimator.learning.runs import require_training_topics
 from tactile_estimator.networks.tactile import _atomic
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,9 @@ class ModelWatch:
 
     def check(self, bag: Path) -> str | None:
         """Why ``bag`` cannot be trained on (one line), or None when it can."""
-        topics = self.estimator_config.topics
         try:
-            bags.require_topics(bag, [tactile_topics(self.estimator_config), [topics.ee_pose],
-                                      [topics.ground_truth]])
-        except bags.MissingTopicsError as error:
-            return f"training needs ground truth on {topics.ground_truth}: {error}"
-        except bags.BagError as error:
+            require_training_topics(bag, self.estimator_config)
+        except (DatasetError, bags.BagError) as error:
             return str(error)
         return None
 
