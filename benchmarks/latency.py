@@ -35,13 +35,54 @@ def batch_solve_seconds(graph) -> tuple[float, int]:
     return time.perf_counter() - started, optimizer.iterations()
 
 
+def relinearization(args: argparse.Namespace) -> None:
+    """Where the tail comes from: the iSAM2 updates' time against the variables they relinearized."""
+    from tactile_estimator.backends.isam2 import Isam2Backend
+
+    records: list[tuple[float, int]] = []
+    add = Isam2Backend.add
+
+    def timed_add(self: Isam2Backend, factors, initial) -> None:
+        started = time.perf_counter()
+        add(self, factors, initial)
+        records.append(((time.perf_counter() - started) * 1e3, self.relinearized))
+
+    Isam2Backend.add = timed_add  # type: ignore[method-assign]
+    torch.set_num_threads(args.threads)
+    model = TactileModel.load(None)
+    rows = ["| steps | updates | median update ms | median relinearized | slowest 8: ms (relinearized) |",
+            "| --- | --- | --- | --- | --- |"]
+    for steps in args.steps:
+        records.clear()
+        (bag,) = simulated_bags("latency", ["rect"], 1, steps, args.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            replay_bag(bag, load_estimator_config(), model, tmp)
+        ms = np.array([r[0] for r in records])
+        count = np.array([r[1] for r in records])
+        slow = np.argsort(ms)[-8:][::-1]
+        rows.append(f"| {steps} | {len(ms)} | {np.median(ms):.2f} | {np.median(count):.0f} | "
+                    + ", ".join(f"{ms[i]:.1f} ({count[i]})" for i in slow) + " |")
+        print(rows[-1], flush=True)
+    Isam2Backend.add = add  # type: ignore[method-assign]
+    body = "\n".join(rows) + (
+        "\n\nThe iSAM2 update alone (factor conversion and gtsam's update), per tactile frame. A relinearized "
+        "pose re-evaluates the Python factors on it (CustomFactor callbacks), so an update's time follows "
+        "the number of variables it relinearized, and re-elimination adds to it.")
+    append_results("iSAM2 latency tail: relinearization (issue 2)", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, nargs="+", default=[300, 1000, 3000])
     parser.add_argument("--seed", type=int, default=7000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network")
     parser.add_argument("--backend", default="isam2", choices=["isam2", "gn"])
+    parser.add_argument("--relinearization", action="store_true",
+                        help="iSAM2: also report how many variables the slowest updates relinearized")
     args = parser.parse_args()
+    if args.relinearization:
+        relinearization(args)
+        return
     torch.set_num_threads(args.threads)
     model = TactileModel.load(None)
     config = load_estimator_config(None, {"backend": args.backend})

@@ -87,6 +87,7 @@ class Isam2Backend:
         params.relinearizeSkip = relinearize_skip
         self._isam = gtsam.ISAM2(params)
         self._keys: list[Key] = []
+        self.relinearized = 0  # variables the last update relinearized (for latency diagnostics)
 
     def add(self, factors: Iterable[Factor], initial: dict[Key, np.ndarray]) -> None:
         graph = gtsam.NonlinearFactorGraph()
@@ -96,7 +97,7 @@ class Isam2Backend:
         for key, pose in initial.items():
             values.insert(gtsam_key(key), gtsam.Pose2(*map(float, pose)))
         try:
-            self._isam.update(graph, values)
+            self.relinearized = self._isam.update(graph, values).getVariablesRelinearized()
         except (RuntimeError, IndexError) as error:  # IndeterminantLinearSystemException is a RuntimeError
             raise BackendError(str(error).strip().splitlines()[0]) from error
         self._keys.extend(initial)
