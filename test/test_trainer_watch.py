@@ -251,3 +251,15 @@ def test_the_trainer_publishes_new_models_over_dds_and_the_estimator_reloads(sou
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "2 models published" in out
+
+
+def test_an_unreadable_watch_state_is_a_clear_error_and_is_left_as_it_is(tmp_path: Path) -> None:
+    from tactile_estimator.learning.datasets import DatasetError
+
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / STATE).write_text('{"accepted": [')  # cut short, as by a full disk
+    with pytest.raises(DatasetError, match=STATE) as raised:
+        ModelWatch([tmp_path], out, load_estimator_config(), _config())
+    assert "\n" not in str(raised.value) and "move it away" in str(raised.value)
+    assert (out / STATE).read_text() == '{"accepted": ['
