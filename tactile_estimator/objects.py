@@ -9,6 +9,7 @@ simulator both use these definitions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +149,76 @@ class Pusher:
 
     def centre_in_ee(self) -> np.ndarray:
         return np.array([-self.radius, 0.0])
+
+
+Foot = tuple[float, float, float, float, float, tuple[float, ...]]  # distance, gradient, foot point, d foot/d point
+
+
+def foot_point(shape: Shape, x: float, y: float) -> Foot:
+    """One point's SDF in plain floats, for per-factor callbacks where numpy's call overhead dominates.
+
+    Returns (distance, gx, gy, fx, fy, J): the signed distance, its gradient, the closest boundary
+    point f = p - distance * gradient, and J = df/dp row-major as (j00, j01, j10, j11). On a smooth
+    boundary f slides along the tangent t by tᵀdp / (1 + distance * κ), κ the curvature at f; at a
+    rectangle's corner f stays put. The same values as ``Shape.sdf``, which tests hold.
+    """
+    if shape.kind == "disc":
+        radius = shape.size[0]
+        norm = math.hypot(x, y)
+        if norm < 1e-12:
+            return -radius, 1.0, 0.0, radius, 0.0, (0.0, 0.0, 0.0, 1.0)
+        gx, gy = x / norm, y / norm
+        k = radius / norm
+        return norm - radius, gx, gy, radius * gx, radius * gy, (k * gy * gy, -k * gx * gy, -k * gx * gy, k * gx * gx)
+    if shape.kind == "rect":
+        return _box_foot(x, y, 0.5 * shape.size[0], 0.5 * shape.size[1])
+    return _ellipse_foot(x, y, shape.size[0], shape.size[1])
+
+
+def _box_foot(x: float, y: float, hx: float, hy: float) -> Foot:
+    sx, sy = (1.0 if x >= 0.0 else -1.0), (1.0 if y >= 0.0 else -1.0)
+    qx, qy = abs(x) - hx, abs(y) - hy
+    if qx > 0.0 and qy > 0.0:  # nearest a corner: the foot is the corner
+        norm = math.hypot(qx, qy)
+        return norm, sx * qx / norm, sy * qy / norm, sx * hx, sy * hy, (0.0, 0.0, 0.0, 0.0)
+    if qx >= qy:  # the ±x face, from outside (qy <= 0) or nearest it from inside
+        return qx, sx, 0.0, sx * hx, y, (0.0, 0.0, 0.0, 1.0)
+    return qy, 0.0, sy, x, sy * hy, (1.0, 0.0, 0.0, 0.0)
+
+
+def _ellipse_foot(x: float, y: float, a: float, b: float) -> Foot:
+    """As _ellipse_sdf (same root-finding, same safeguards), on floats."""
+    swap = b > a
+    px, py = (y, x) if swap else (x, y)
+    if swap:
+        a, b = b, a
+    y0, y1 = abs(px), abs(py)
+    z0, z1 = y0 / a, y1 / b
+    r0 = (a / b) ** 2
+    on_axis = z1 < 1e-12
+    z1 = max(z1, 1e-12)
+    s = max(z1 - 1.0, r0 * z0 - r0)
+    for _ in range(_ELLIPSE_NEWTON_ITERATIONS):
+        g0, g1 = r0 * z0 / (s + r0), z1 / (s + 1.0)
+        residual = g0 * g0 + g1 * g1 - 1.0
+        if residual < 1e-12:
+            break
+        s += residual / (2.0 * (g0 * g0 / (s + r0) + g1 * g1 / (s + 1.0)))
+    qx = r0 * y0 / (s + r0)
+    qy = b * math.sqrt(min(max(1.0 - (qx / a) ** 2, 0.0), 1.0)) if on_axis else y1 / (s + 1.0)
+    scale = math.hypot(qx / a, qy / b)
+    qx, qy = qx / scale, qy / scale
+    distance = math.hypot(y0 - qx, y1 - qy)
+    if (px / a) ** 2 + (py / b) ** 2 < 1.0:
+        distance = -distance
+    nx, ny = qx / (a * a), qy / (b * b)
+    nn = math.hypot(nx, ny)
+    sx, sy = (1.0 if px >= 0.0 else -1.0), (1.0 if py >= 0.0 else -1.0)
+    gx, gy, fx, fy = sx * nx / nn, sy * ny / nn, sx * qx, sy * qy
+    curvature = 1.0 / (a * a * b * b * nn**3)
+    k = 1.0 / max(1.0 + distance * curvature, 1e-9)  # singular only at the centre of curvature, deep inside
+    tx, ty = -gy, gx
+    jac = (k * tx * tx, k * tx * ty, k * ty * tx, k * ty * ty)
+    if swap:
+        return distance, gy, gx, fy, fx, (jac[3], jac[2], jac[1], jac[0])
+    return distance, gx, gy, fx, fy, jac

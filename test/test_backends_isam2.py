@@ -65,3 +65,36 @@ def test_marginal_covariance_of_a_single_prior_is_its_covariance() -> None:
     np.testing.assert_allclose(backend.marginals([("o", 0)])[("o", 0)], np.diag(sig**2), atol=1e-12)
     samples = backend.sample(4000, [("o", 0)], np.random.default_rng(0))
     np.testing.assert_allclose(samples[:, 0].std(0), sig, rtol=0.05)
+
+
+@pytest.mark.parametrize("shape", [Shape("rect", (0.1, 0.08)), Shape("disc", (0.05,)), Shape("ellipse", (0.065, 0.045)),
+                                   Shape("ellipse", (0.03, 0.06))])
+@pytest.mark.parametrize("family", ["pushing", "contact"])
+def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, family: str, seed: int = 11) -> None:
+    """The gtsam callbacks compute on floats with analytic Jacobians: held to the numpy family around
+    the whole boundary, at faces, corners and curved edges, in and out of contact (±3 mm)."""
+    model = ObjectModel.for_shape(shape)
+    rng = np.random.default_rng(seed)
+    for angle in np.linspace(-np.pi, np.pi, 24, endpoint=False) + np.pi / 48:  # off the axes, where the
+        # numpy ellipse's finite differences straddle its on-axis branch
+        o0 = np.array([*rng.normal(0, 0.1, 2), rng.uniform(-np.pi, np.pi)])
+        # The tip's centre at a boundary point's normal, a little off the surface.
+        distance, gradient = shape.sdf(np.array([[np.cos(angle), np.sin(angle)]]) * 0.2)
+        boundary = 0.2 * np.array([np.cos(angle), np.sin(angle)]) - distance[0] * gradient[0]
+        centre = boundary + (model.pusher.radius + rng.uniform(-0.003, 0.003)) * gradient[0]
+        # The end-effector faces the object (its +x along the inward normal), in world coordinates.
+        heading = o0[2] + np.arctan2(-gradient[0, 1], -gradient[0, 0]) + rng.normal(0, 0.2)
+        offset = se2.transform_point(np.array([0.0, 0.0, heading]), model.pusher.centre_in_ee())
+        e0 = np.array([*(se2.transform_point(o0, centre) - offset), heading])
+        poses = {("o", 0): o0, ("e", 0): e0, ("o", 1): se2.compose(o0, rng.normal(0, 0.004, 3)),
+                 ("e", 1): se2.compose(e0, rng.normal(0, 0.004, 3))}
+        keys = ((("o", 0), ("o", 1), ("e", 0), ("e", 1)) if family == "pushing" else (("o", 0), ("e", 0)))
+        sigmas = np.ones(3 if family == "pushing" else 1)
+        factor = Factor(family, keys, np.zeros(0), sigmas, model)
+        values = gtsam.Values()
+        for key, pose in poses.items():
+            values.insert(gtsam_key(key), gtsam.Pose2(*pose))
+        residual, jacobians = evaluate(factor, [poses[k] for k in keys])
+        a, b = to_gtsam(factor).linearize(values).jacobian()
+        np.testing.assert_allclose(-b, residual, atol=1e-9)
+        np.testing.assert_allclose(a, np.hstack(jacobians), atol=2e-6)

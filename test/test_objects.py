@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tactile_estimator.objects import DEFAULT_SIZES, SHAPES, Pusher, Shape
+from tactile_estimator.objects import DEFAULT_SIZES, SHAPES, Pusher, Shape, foot_point
 
 
 def _boundary_distance(shape: Shape, points: np.ndarray, samples: int = 2048) -> np.ndarray:
@@ -119,3 +119,19 @@ def test_bad_shapes_are_rejected() -> None:
         Shape("triangle", (0.1,))
     with pytest.raises(ValueError, match="positive"):
         Shape("rect", (0.1,))
+
+
+@pytest.mark.parametrize("shape", [Shape("rect", (0.1, 0.08)), Shape("disc", (0.05,)), Shape("ellipse", (0.065, 0.045)),
+                                   Shape("ellipse", (0.03, 0.06))])
+def test_foot_point_on_floats_matches_the_sdf_and_its_own_finite_differences(shape: Shape) -> None:
+    rng = np.random.default_rng(4)
+    for point in rng.normal(0.0, 0.06, (300, 2)):
+        distance, gradient = shape.sdf(point[None])
+        d, gx, gy, fx, fy, jac = foot_point(shape, *point)
+        assert d == pytest.approx(distance[0], abs=1e-12)
+        np.testing.assert_allclose([gx, gy], gradient[0], atol=1e-12)
+        np.testing.assert_allclose([fx, fy], point - distance[0] * gradient[0], atol=1e-12)
+        h = 1e-7
+        numeric = np.stack([(np.array(foot_point(shape, *(point + e))[3:5]) - foot_point(shape, *(point - e))[3:5])
+                            / (2 * h) for e in np.eye(2) * h], axis=-1)
+        np.testing.assert_allclose(np.reshape(jac, (2, 2)), numeric, atol=1e-6)

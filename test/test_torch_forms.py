@@ -68,3 +68,14 @@ def test_right_jacobian_equals_gtsam_on_both_sides_of_the_small_angle_branch(w: 
     np.testing.assert_allclose(se2.right_jacobian(xi), reference, atol=1e-7)
     np.testing.assert_allclose(tf.right_jacobian_inverse(torch.from_numpy(xi)).numpy(), np.linalg.inv(reference),
                                atol=1e-7)
+
+
+@pytest.mark.parametrize("w", [0.0, 3e-5, -9e-5, 2e-4, 0.7, -3.0])
+def test_log_derivative_on_floats_is_the_inverse_right_jacobian(w: float) -> None:
+    xi = np.array([0.3, -0.2, w])
+    np.testing.assert_allclose(se2.log_derivative(*xi), se2.right_jacobian_inverse(xi), atol=1e-12)
+    # And the derivative of Log itself, by central differences of Log(Exp(xi) * Exp(delta)).
+    h = 1e-6
+    numeric = np.stack([(se2.log(se2.compose(se2.exp(xi), se2.exp(d))) - se2.log(se2.compose(se2.exp(xi), se2.exp(-d))))
+                        / (2 * h) for d in np.eye(3) * h], axis=-1)
+    np.testing.assert_allclose(se2.log_derivative(*xi), numeric, atol=1e-7)
