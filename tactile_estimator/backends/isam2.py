@@ -106,7 +106,6 @@ def _pushing_error(factor: Factor, keys: list[int]):
     """
     model = factor.context
     tip, ls_c = model.pusher.centre_in_ee(), model.limit_surface_c
-    k_o0, k_o1, k_e0, k_e1 = keys
     b0, b1 = np.zeros((3, 3), order="F"), np.zeros((3, 3), order="F")
     d_o, d_e, d_w = (np.zeros((2, 3), order="F"), np.zeros((2, 2), order="F"), np.zeros((2, 3), order="F"))
 
