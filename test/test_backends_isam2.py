@@ -121,8 +121,9 @@ def test_callbacks_receive_the_linearization_point_itself_not_a_copy(monkeypatch
     o, e = touching_pair()
     sig = np.array([0.01, 0.01, 0.01])
     for k in range(3):
-        backend.add([Factor("first_pose" if k == 0 else "at_rest", ((("o", 0),) if k == 0 else (("o", k - 1), ("o", k))),
-                            np.zeros(3), sig),
+        link = Factor("first_pose", (("o", 0),), o, sig) if k == 0 else Factor(
+            "at_rest", (("o", k - 1), ("o", k)), np.zeros(3), sig)
+        backend.add([link,
                      Factor("ee_prior", (("e", k),), e, sig),
                      Factor("contact", (("o", k), ("e", k)), np.zeros(0), np.array([0.001]), MODEL)],
                     {("o", k): o, ("e", k): e})
