@@ -107,8 +107,9 @@ def test_pip_install_puts_launch_config_and_models_under_share(tmp_path: Path) -
     for folder in ("tactile_estimator", "launch", "config", "models", "resource"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     prefix = tmp_path / "prefix"
+    # --ignore-installed: otherwise pip uninstalls the checkout's own editable install from .venv first
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                             "--no-compile", "--prefix", str(prefix), str(source)],
+                             "--ignore-installed", "--no-compile", "--prefix", str(prefix), str(source)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     share = prefix / "share" / "tactile_estimator"
