@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--methods", default="start,supervised,leo-gn,leo-isam2,unroll,blackbox")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--learn", help="comma list: what LEO learns (default: config/trainer.yaml's learn)")
+    parser.add_argument("--blackbox-learn", default="tactile,pushing",
+                        help="what blackbox searches: every axis of both sigma families, its strongest form")
     args = parser.parse_args()
     train_bags = simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20]
     val_bags = simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4]
@@ -77,6 +79,7 @@ def main() -> None:
                       "epochs": args.unroll_epochs if name == "unroll" else args.epochs}
             if name == "blackbox":
                 values["blackbox"] = {"evaluations": args.evaluations}
+                values["learn"] = args.blackbox_learn.split(",")
             if name == "leo" and args.learn:
                 values["learn"] = args.learn.split(",")
             if name == "leo" and sampler == "isam2":
@@ -106,8 +109,8 @@ def main() -> None:
                      f"{np.degrees(test['online_r']):.2f} | {test['final_t'] * 1e3:.2f} | "
                      f"{np.degrees(test['final_r']):.2f} | {wall:.1f} | {calls} |")
     body = "\n".join(lines)
-    if args.learn:
-        body += f"\n\nLEO learns: {args.learn} (`--learn`)."
+    leo_learn = args.learn or ",".join(load_trainer_config().learn)
+    body += f"\n\nLEO learns: {leo_learn}; blackbox searches: {args.blackbox_learn}."
     if timing_lines:
         body += ("\n\nSeconds per epoch (20 runs of 300 steps), and where they go:\n\n"
                  "| method | epoch | network | solve and sample | energy | backward | validation |\n"

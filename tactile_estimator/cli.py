@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--sampler", choices=["isam2", "gn"], help="posterior samples from iSAM2 or batched Gauss-Newton")
     tr.add_argument("--samples", type=int, help="posterior samples per trajectory and update")
-    tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...")
+    tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...; "
+                    "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")

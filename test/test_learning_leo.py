@@ -111,6 +111,9 @@ def test_leo_training_writes_a_model_the_estimator_loads(short_bags: list[Path],
     start = TactileModel.load()
     assert model.weights.tactile != start.weights.tactile and model.weights.pushing != start.weights.pushing
     assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
+    # the default learn names tactile:xy: θ's sigma keeps its starting value (up to exp(log σ)), x and y moved
+    assert model.weights.tactile[2] == pytest.approx(start.weights.tactile[2], rel=1e-12)
+    assert model.weights.tactile[0] != start.weights.tactile[0] and model.weights.tactile[1] != start.weights.tactile[1]
     head_moved = any(not torch.equal(a, b) for (name, a), (_, b) in
                      zip(model.net.state_dict().items(), start.net.state_dict().items(), strict=True) if "head" in name)
     encoder_kept = all(torch.equal(a, b) for (name, a), (_, b) in
@@ -139,6 +142,8 @@ def test_every_method_runs_one_epoch(short_bags: list[Path], tmp_path: Path) -> 
             assert result.extra["evaluations"] == 8
             assert result.solver_calls == 1 + 8  # the start and every evaluation solve the one validation run
             assert result.history[-1]["loss"] <= 2.0  # never worse than the start, whose objective is 2
+            searched = TactileModel.load(out).weights.tactile
+            assert searched[2] == pytest.approx(TactileModel.load().weights.tactile[2], rel=1e-12), "θ not searched"
 
 
 def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path], tmp_path: Path) -> None:
@@ -168,6 +173,10 @@ def test_trainer_parameters_are_checked_by_name() -> None:
         load_trainer_config(None, {"sampler": "mcmc"})
     with pytest.raises(ConfigError, match="learn"):
         load_trainer_config(None, {"learn": ["everything"]})
+    for bad in ("tactile:xq", "tactile:xx", "contact:x", "tactile_head:x", "tactile:"):
+        with pytest.raises(ConfigError, match=f"learn: '{bad}'"):
+            load_trainer_config(None, {"learn": [bad]})
+    assert load_trainer_config(None, {"learn": ["pushing:z", "camera:xy"]}).learn == ["pushing:z", "camera:xy"]
     with pytest.raises(ConfigError, match="blackbox.evals: unknown"):
         load_trainer_config(None, {"blackbox": {"evals": 3}})
     config = load_trainer_config(ROOT / "config" / "trainer.yaml")

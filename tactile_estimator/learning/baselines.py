@@ -92,7 +92,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
                             "(tactile, pushing, contact, ee_prior, camera)")
     if trainer.world.size > 1:
         raise TrainingError("blackbox runs in one process; start it without torchrun")
-    sizes = [theta.log_sigma[f].numel() for f in families]
+    masks = [theta.axes[f] for f in families]  # only the learned axes are searched
     evaluations_done = 0
     if resume:
         state = trainer.load_checkpoint()
@@ -108,13 +108,16 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
     reference = (start["val_rmse_translation_m"], start["val_rmse_rotation_rad"])
 
     def vector() -> np.ndarray:
-        return np.concatenate([theta.log_sigma[f].detach().numpy() for f in families])
+        return np.concatenate([theta.log_sigma[f].detach().numpy()[m] for f, m in zip(families, masks, strict=True)])
 
     def assign(z: np.ndarray) -> None:
         with torch.no_grad():
             offset = 0
-            for f, size in zip(families, sizes, strict=True):
-                theta.log_sigma[f].copy_(torch.from_numpy(np.asarray(z[offset:offset + size], dtype=float)))
+            for f, mask in zip(families, masks, strict=True):
+                size = int(mask.sum())
+                value = theta.log_sigma[f].detach().numpy().copy()
+                value[mask] = np.asarray(z[offset:offset + size], dtype=float)
+                theta.log_sigma[f].copy_(torch.from_numpy(value))
                 offset += size
 
     best = {"z": vector(), "f": 2.0, "rmse": reference}

@@ -26,7 +26,7 @@ from tactile_estimator.adapters.replay import object_shape
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
-from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.config import EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
@@ -208,10 +208,18 @@ class Theta(torch.nn.Module):
         self.net: TactileNet = model.net
         self.learn = list(learn)
         self.log_sigma = torch.nn.ParameterDict()
+        self.axes: dict[str, np.ndarray] = {}  # per learned family: which components are learned
+        chosen = dict(split_learn(name) for name in learn)
         for family in SIGMA_FAMILIES:
-            if family in learn:
+            if family in chosen:
                 start = np.atleast_1d(np.asarray(initial_sigmas(model, config, family), dtype=float))
                 self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start)))
+                axes = chosen[family]
+                mask = np.array([not axes or a in axes for a in "xyz"[:len(start)]])
+                self.axes[family] = mask
+                if not mask.all():  # the others keep their starting value: no gradient, so Adam never moves them
+                    held = torch.from_numpy(mask.astype(float))
+                    self.log_sigma[family].register_hook(lambda grad, held=held: grad * held.to(grad.dtype))
         for name, parameter in self.net.named_parameters():
             is_head = name.startswith("head.")
             parameter.requires_grad_(("tactile_head" in learn and is_head)
