@@ -1,0 +1,81 @@
+"""Why LEO keeps the tactile θ sigma: the tactile residuals at ground truth, and the validation
+error as that sigma moves.
+
+On the training benchmark's data (benchmarks.training: 20 training and 4 validation runs of 300
+steps, cached under build/bench/training), with the shipped model:
+- the tactile factors' residual at ground truth (true object poses, measured end-effector poses)
+  per window offset: its RMS per axis, and the kurtosis of all of them (3 for a Gaussian);
+- the validation RMSE of the batch solution (Gauss-Newton, as training validates) as the tactile
+  θ sigma goes from the shipped value down to LEO's fit, per validation run.
+
+Usage: python -m benchmarks.tactile_residuals
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from benchmarks.common import append_results, simulated_bags
+from tactile_estimator.config import load_estimator_config
+from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.learning import runs as R
+from tactile_estimator.networks.tactile import TactileModel
+
+SHAPES = ["rect", "disc", "ellipse"]
+
+
+def residuals(run: R.RunGraph, theta: R.Theta) -> tuple[np.ndarray, np.ndarray]:
+    """(F, 3) tactile residuals at ground truth and (F,) window offsets j - i."""
+    group = run.groups["tactile"]
+    with torch.no_grad():
+        predicted = theta.predictions(run)
+    values = torch.from_numpy(run.truth)[None]
+    poses = [values[:, group.index[:, a]].reshape(-1, 3) for a in range(4)]
+    r = tf.RESIDUALS["tactile"](poses, predicted, run.model).reshape(-1, 3).numpy()
+    offsets = np.array([run.keys[j][1] - run.keys[i][1]
+                        for i, j in zip(group.index[:, 0].tolist(), group.index[:, 2].tolist(), strict=True)])
+    return r, offsets
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    config = load_estimator_config()
+    model = TactileModel.load()
+    train_runs = R.load_runs(simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20], config, model)
+    val_runs = R.load_runs(simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4], config, model)
+    theta = R.Theta(model, config, ["tactile"])
+    shipped = theta.sigma("tactile").detach().numpy().copy()
+
+    pairs = [residuals(run, theta) for run in train_runs]
+    r = np.concatenate([p[0] for p in pairs])
+    offsets = np.concatenate([p[1] for p in pairs])
+    lines = ["Tactile residuals at ground truth, 20 training runs:", "",
+             "| offset | factors | RMS x (mm) | RMS y (mm) | RMS θ (rad) |", "| --- | --- | --- | --- | --- |"]
+    for k in np.unique(offsets):
+        rms = np.sqrt((r[offsets == k] ** 2).mean(0))
+        lines.append(f"| {k} | {int((offsets == k).sum())} | {rms[0] * 1e3:.2f} | {rms[1] * 1e3:.2f} | {rms[2]:.4f} |")
+    kurtosis = ((r - r.mean(0)) ** 4).mean(0) / r.var(0) ** 2
+    lines += ["", f"Kurtosis x / y / θ: {kurtosis[0]:.1f} / {kurtosis[1]:.1f} / {kurtosis[2]:.1f} (Gaussian: 3). "
+              f"Shipped σ: {shipped[0] * 1e3:.2f} mm, {shipped[1] * 1e3:.2f} mm, {shipped[2]:.4f} rad.", ""]
+
+    names = [run.name for run in val_runs]
+    lines += ["Validation RMSE (batch Gauss-Newton) against the tactile θ σ, the others as shipped:", "",
+              "| θ σ (rad) | pooled (mm / deg) | " + " | ".join(names) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for sigma_theta in (shipped[2], 0.035, 0.025, 0.018, 0.010):
+        with torch.no_grad():
+            theta.log_sigma["tactile"].copy_(torch.log(torch.tensor([shipped[0], shipped[1], sigma_theta])))
+            factor_lists = [R.factors_for(run, theta, theta.predictions(run)) for run in val_runs]
+        solutions = R.solve_runs(val_runs, factor_lists, "gn", 10, 0, [0] * len(val_runs))
+        t, rot = R.pooled_rmse(val_runs, solutions)
+        per_run = [R.trajectory_rmse(run, s.values) for run, s in zip(val_runs, solutions, strict=True)]
+        lines.append(f"| {sigma_theta:.3f} | {t * 1e3:.2f} / {math.degrees(rot):.2f} | "
+                     + " | ".join(f"{a * 1e3:.2f} / {math.degrees(b):.2f}" for a, b, _ in per_run) + " |")
+    append_results("Tactile residuals and the tactile θ sigma", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
