@@ -257,14 +257,14 @@ def load_estimator_config(path: str | Path | None = None, overrides: dict[str, A
 
 LEARNABLE = ("tactile_head", "tactile_encoder", "tactile", "pushing", "contact", "ee_prior", "camera")
 SIGMA_AXES = ("tactile", "pushing", "ee_prior", "camera")  # families whose sigma has x, y and θ
+TRAIN_METHODS = ("leo", "supervised", "blackbox", "unroll")
+SAMPLERS = ("isam2", "gn")
 
 
 def split_learn(name: str) -> tuple[str, str]:
     """A ``learn`` entry: ``family`` (every axis) or ``family:axes`` (those of x, y, z=θ only)."""
     family, _, axes = name.partition(":")
     return family, axes
-TRAIN_METHODS = ("leo", "supervised", "blackbox", "unroll")
-SAMPLERS = ("isam2", "gn")
 
 
 @dataclass
@@ -303,7 +303,7 @@ class TrainerConfig:
     sampler: str = "isam2"  # posterior samples from iSAM2 joint marginals or the batched Gauss-Newton backend
     samples: int = 10  # S, samples of the posterior per trajectory and update
     runs_per_update: int = 2  # trajectories whose losses are averaged into one Adam step
-    # tactile:xy: the tactile θ sigma keeps its measured default (benchmarks.training --learn: see the README)
+    # tactile:xy: the tactile θ sigma keeps its measured default (benchmarks.tactile_residuals; README)
     learn: list[str] = field(default_factory=lambda: ["tactile_head", "tactile:xy", "pushing"])
     learning_rate_sigma: float = 0.05  # Adam, on log-sigma
     learning_rate_network: float = 0.0003  # Adam, on the network's parameters
