@@ -20,7 +20,6 @@ import torch
 
 from benchmarks.common import append_results, simulated_bags
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.learning import runs as R
 from tactile_estimator.networks.tactile import TactileModel
 
@@ -31,10 +30,7 @@ def residuals(run: R.RunGraph, theta: R.Theta) -> tuple[np.ndarray, np.ndarray]:
     """(F, 3) tactile residuals at ground truth and (F,) window offsets j - i."""
     group = run.groups["tactile"]
     with torch.no_grad():
-        predicted = theta.predictions(run)
-    values = torch.from_numpy(run.truth)[None]
-    poses = [values[:, group.index[:, a]].reshape(-1, 3) for a in range(4)]
-    r = tf.RESIDUALS["tactile"](poses, predicted, run.model).reshape(-1, 3).numpy()
+        r = R.residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
     offsets = np.array([run.keys[j][1] - run.keys[i][1]
                         for i, j in zip(group.index[:, 0].tolist(), group.index[:, 2].tolist(), strict=True)])
     return r, offsets

@@ -277,6 +277,16 @@ def factors_for(run: RunGraph, theta: Theta, predictions: torch.Tensor) -> list[
     return factors
 
 
+def residuals(run: RunGraph, group: FamilyGroup, predictions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A family's residuals (N, F, d) for a batch of value sets (N, V, 3); tactile ones measure ``predictions``."""
+    n_var, count = group.index.shape[1], group.index.shape[0]
+    poses = [values[:, group.index[:, a]].reshape(-1, 3) for a in range(n_var)]
+    measured = predictions if group.family == "tactile" else group.measurement
+    measured = measured.expand((values.shape[0],) + measured.shape).reshape(
+        (values.shape[0] * count,) + measured.shape[1:])
+    return tf.RESIDUALS[group.family](poses, measured, run.model).reshape(values.shape[0], count, -1)
+
+
 def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor,
            families: Sequence[str] | None = None) -> torch.Tensor:
     """E(θ; x) for a batch of value sets (N, V, 3) -> (N,), over the given families (default: all)."""
@@ -284,12 +294,7 @@ def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch
     for family, group in run.groups.items():
         if families is not None and family not in families:
             continue
-        n_var, count = group.index.shape[1], group.index.shape[0]
-        poses = [values[:, group.index[:, a]].reshape(-1, 3) for a in range(n_var)]
-        measured = predictions if family == "tactile" else group.measurement
-        measured = measured.expand((values.shape[0],) + measured.shape).reshape(
-            (values.shape[0] * count,) + measured.shape[1:])
-        r = tf.RESIDUALS[family](poses, measured, run.model).reshape(values.shape[0], count, -1)
+        r = residuals(run, group, predictions, values)
         sigma = theta.sigma(family)
         scale = group.sigmas if sigma is None else sigma
         total = total + 0.5 * ((r / scale) ** 2).sum((1, 2))
