@@ -36,7 +36,6 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,8 +382,3 @@ class DdsBus:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def publishers_for(bus: DdsBus, topics: Iterable[tuple[str, str, QosProfile]]) -> dict[str, Publisher]:
-    """One publisher per (topic, type, profile), keyed by topic."""
-    return {topic: bus.publisher(topic, msgtype, profile) for topic, msgtype, profile in topics}

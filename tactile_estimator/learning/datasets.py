@@ -22,6 +22,8 @@ from tactile_estimator.metrics import interpolate_poses
 from tactile_estimator.networks.tactile import Architecture, preprocess
 from tactile_estimator.objects import Shape
 
+EE_TRUTH_TOPIC = "/ee_ground_truth"  # recorded by the simulator; real bags fall back on the measured poses
+
 
 class DatasetError(ValueError):
     """Bags that cannot be used for training; the message names the bag and what it lacks."""
@@ -67,11 +69,10 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
         raise DatasetError(f"training needs ground truth: {error}") from None
     # The simulator also records the end-effector's true pose; where a bag has it, the targets use it,
     # since the measured pose's noise (0.5 mm) is as large as the sensor motion being learned.
-    ee_truth_topic = "/ee_ground_truth"
     frames, ee, ee_truth, truth = [], [], [], []
     shape = None
     hw = (arch.image_height, arch.image_width)
-    wanted = [*tactile, topics.ee_pose, ee_truth_topic, topics.ground_truth, topics.object_info]
+    wanted = [*tactile, topics.ee_pose, EE_TRUTH_TOPIC, topics.ground_truth, topics.object_info]
     for message in bags.read_messages(bag, wanted):
         try:
             if message.topic in tactile:
@@ -79,7 +80,7 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
             elif message.topic == topics.ee_pose:
                 s = messages.pose_to_sample(message.msg, message.msgtype, message.topic, config.max_tilt_rad)
                 ee.append((s.stamp_ns, s.pose))
-            elif message.topic == ee_truth_topic:
+            elif message.topic == EE_TRUTH_TOPIC:
                 s = messages.pose_to_sample(message.msg, message.msgtype, message.topic, np.pi)
                 ee_truth.append((s.stamp_ns, s.pose))
             elif message.topic == topics.ground_truth:

@@ -32,11 +32,10 @@ from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
-from tactile_estimator.learning.datasets import DatasetError
+from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet, preprocess
 
-EE_TRUTH_TOPIC = "/ee_ground_truth"  # recorded by the simulator; real bags fall back on the measured poses
 SIGMA_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera")
 
 
@@ -344,7 +343,8 @@ def solve_runs(runs: Sequence[RunGraph], factor_lists: Sequence[list[Factor]], s
             drawn = problem.sample(factor, samples, [torch.Generator().manual_seed(s) for s in seeds]).numpy()
         out = []
         for b, run in enumerate(runs):
-            order = [problem.keys[b].index(k) for k in run.keys]
+            index = {k: i for i, k in enumerate(problem.keys[b])}
+            order = [index[k] for k in run.keys]
             out.append(Solution(problem.values[b, order].numpy().copy(),
                                 None if drawn is None else drawn[b][:, order].copy()))
         return out
