@@ -37,6 +37,7 @@ from tactile_estimator.factors import torch_forms as tf
 
 Tensor = torch.Tensor
 Graph = tuple[Sequence[Factor], dict[Key, np.ndarray]]
+BACKTRACK_HALVINGS = 4  # a Gauss-Newton step that raises the cost is halved up to this many times
 _FIXED_WEIGHT = 1e12  # diagonal added to held variables: their step is ~0, then set to exactly 0
 JACOBIAN_PATHS = ("auto", "analytic", "autodiff")
 AUTODIFF_FROM: dict[str, int] = {"pushing": 2048}  # "auto": torch.func from this many factors in a group (measured)
@@ -242,7 +243,8 @@ class Problem:
     def solve(self, iterations: int = 10, damping: float | None = None, tolerance: float = 1e-12,
               min_step: float = 1e-10) -> SolveReport:
         """Gauss-Newton (damping None) or Levenberg-Marquardt from the current values; per element
-        convergence: a relative cost decrease below ``tolerance`` or no step component above ``min_step``."""
+        convergence: a relative cost decrease below ``tolerance``, no step component above ``min_step``,
+        or (Gauss-Newton) no cost decrease along the step even after halving it."""
         B = self.batch
         failed = torch.tensor([r is not None for r in self.reasons], device=self.device)
         done = failed.clone()
@@ -262,18 +264,37 @@ class Problem:
             step = step * (self.valid & ~self.held & ~done[:, None])[..., None]
             trial = tf.compose(self.values, tf.exp(step))
             new_cost = self.cost(trial)
-            accept = ~done & torch.isfinite(new_cost)
-            if lam is not None:
-                accept &= new_cost <= cost
+            if lam is None:
+                trial, new_cost, step = self._backtrack(step, trial, new_cost, cost, done)
+                accept = ~done & (new_cost <= cost)
+                stuck = ~done & ~accept  # no step along the Gauss-Newton direction lowers the cost
+            else:
+                accept = ~done & torch.isfinite(new_cost) & (new_cost <= cost)
                 lam = torch.where(accept, lam * 0.1, lam * 10.0).clamp(1e-12, 1e12)
+                stuck = torch.zeros_like(done)
             used += (~done).long()
             self.values = torch.where(accept[:, None, None], trial, self.values)
             small = (cost - new_cost).abs() <= tolerance * cost.clamp(min=1e-300)
             small |= step.abs().flatten(1).amax(1) < min_step
-            done |= accept & small
+            done |= (accept & small) | stuck
             cost, grad, band = self.linearize()
         self._linearized = (self.values, band)  # H at the final values: factorize() need not linearize again
         return SolveReport(cost, used, done & ~failed, failed, list(self.reasons))
+
+    def _backtrack(self, step: Tensor, trial: Tensor, new_cost: Tensor, cost: Tensor,
+                   done: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Halve the step of each element whose cost rose, up to BACKTRACK_HALVINGS times. Where pieces
+        of the object's boundary meet (a rectangle's corners), the full step can overshoot and cycle."""
+        for _ in range(BACKTRACK_HALVINGS):
+            worse = ~done & ~(new_cost <= cost)
+            if not bool(worse.any()):
+                break
+            step = torch.where(worse[:, None, None], step * 0.5, step)
+            retry = tf.compose(self.values, tf.exp(step))
+            retry_cost = self.cost(retry)
+            trial = torch.where(worse[:, None, None], retry, trial)
+            new_cost = torch.where(worse, retry_cost, new_cost)
+        return trial, new_cost, step
 
     def factorize(self) -> BandCholesky:
         """Cholesky of H at the current values (no damping), for marginals and samples."""
