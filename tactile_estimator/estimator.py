@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 MOTION_PRIOR_SIGMAS = np.array([0.01, 0.01, 0.1])
 # Out of contact, quasi-static objects do not move (the pushing model with zero contact force).
 AT_REST_SIGMAS = np.array([0.0002, 0.0002, 0.002])
+# The step in which contact is made or broken: the object moves for part of the step at most. The
+# sigmas are that motion's RMS on simulated runs (0.43 mm, 0.0045 rad; benchmarks.accuracy --transition).
+# Without this link each contact episode hangs on the weak motion prior at both ends.
+TRANSITION_SIGMAS = np.array([0.0005, 0.0005, 0.005])
 EE_BUFFER_NS = 2_000_000_000
 
 
@@ -324,6 +328,8 @@ class Estimator:
                     factors.append(Factor("pushing", keys, np.zeros(0), np.asarray(weights.pushing), self.object_model))
                 elif not step.in_contact and not previous.in_contact:
                     factors.append(Factor("at_rest", keys[:2], np.zeros(3), AT_REST_SIGMAS))
+                else:
+                    factors.append(Factor("at_rest", keys[:2], np.zeros(3), TRANSITION_SIGMAS))
         if step.in_contact and cfg.enabled("contact"):
             factors.append(Factor("contact", (o_k, e_k), np.zeros(0), self._sigmas("contact"), self.object_model))
         if step.code is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.estimator import Estimator
+from tactile_estimator.estimator import AT_REST_SIGMAS, TRANSITION_SIGMAS, Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.metrics import interpolate_poses, pose_errors
 from tactile_estimator.networks.tactile import DEFAULT_MODEL_DIR, TactileModel
@@ -90,6 +90,25 @@ def test_disabled_family_adds_no_factor(rect_run: SimulatedRun, model: TactileMo
     estimates = feed_interleaved(estimator, rect_run)
     assert len(estimates) == len(rect_run.tactile)
     assert family not in {f.family for f in estimator.graph.factors}
+
+
+def test_object_links_across_steps_follow_contact(rect_run: SimulatedRun, model: TactileModel) -> None:
+    """Pushing within contact, at rest out of it, and the looser at-rest link where contact is made or broken."""
+    estimator = make(rect_run, model)
+    feed_interleaved(estimator, rect_run)
+    links = {f.keys[1][1]: f for f in estimator.graph.factors if f.family in ("pushing", "at_rest")}
+    contact = [s.in_contact for s in estimator.steps]
+    assert sorted(links) == list(range(1, len(contact)))
+    transitions = 0
+    for k, link in links.items():
+        if contact[k] and contact[k - 1]:
+            assert link.family == "pushing"
+        elif contact[k] != contact[k - 1]:
+            transitions += 1
+            assert link.family == "at_rest" and np.array_equal(link.sigmas, TRANSITION_SIGMAS)
+        else:
+            assert link.family == "at_rest" and np.array_equal(link.sigmas, AT_REST_SIGMAS)
+    assert transitions >= 2  # the run makes and breaks contact
 
 
 def test_indeterminate_system_is_recovered_and_reported(rect_run: SimulatedRun, model: TactileModel) -> None:
