@@ -128,12 +128,15 @@ def _train_watch(args: argparse.Namespace, config: EstimatorConfig, trainer_conf
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    import torch
+
     from tactile_estimator.adapters.replay import replay_bag, summary_table
     from tactile_estimator.learning.datasets import expand_bag_paths
     from tactile_estimator.networks.tactile import TactileModel
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
+    torch.set_num_threads(config.network_threads)
     model = TactileModel.load(args.model or config.model or None)
     bags = expand_bag_paths(args.bags)
     out = Path(args.out)

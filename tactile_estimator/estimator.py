@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import Backend, BackendError, make_backend
@@ -78,7 +77,6 @@ def ee_key(k: int) -> Key:
 class Estimator:
     def __init__(self, config: EstimatorConfig, model: TactileModel, object_model: ObjectModel) -> None:
         self.config = config
-        torch.set_num_threads(config.network_threads)
         self.model = model
         self.object_model = object_model
         self.dropped: Counter[str] = Counter()

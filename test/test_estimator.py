@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.estimator import AT_REST_SIGMAS, TRANSITION_SIGMAS, Estimator
@@ -90,6 +91,17 @@ def test_disabled_family_adds_no_factor(rect_run: SimulatedRun, model: TactileMo
     estimates = feed_interleaved(estimator, rect_run)
     assert len(estimates) == len(rect_run.tactile)
     assert family not in {f.family for f in estimator.graph.factors}
+
+
+def test_estimator_leaves_the_process_threads_alone(rect_run: SimulatedRun, model: TactileModel) -> None:
+    """The trainer builds estimators for its runs; its own torch thread count must survive that."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        make(rect_run, model, network_threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_object_links_across_steps_follow_contact(rect_run: SimulatedRun, model: TactileModel) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from tactile_estimator.adapters import live as live_mod
 from tactile_estimator.adapters.live import DIAGNOSTICS_OUT, PATH_OUT, POSE_OUT, TF_OUT, LiveEstimator
@@ -94,6 +95,16 @@ def test_configured_shape_needs_no_object_info(model: TactileModel) -> None:
     assert LiveEstimator(config, model).estimator is not None
     with pytest.raises(ConfigError, match="object: object size"):
         LiveEstimator(load_estimator_config(None, {"object": {"shape": "rect", "size": [0.1]}}), model)
+
+
+def test_live_estimator_takes_the_configured_network_threads(model: TactileModel) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        LiveEstimator(load_estimator_config(None, {"network_threads": 1}), model)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bad_inputs_are_counted_by_reason_and_cost_only_themselves(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
@@ -173,6 +174,9 @@ class LiveEstimator:
         node_name: str = "estimator_node",
     ) -> None:
         self.config = config
+        # The process serves one estimator: its network threads are the process's. (The Estimator
+        # itself leaves them alone, so a trainer that builds estimators keeps its own setting.)
+        torch.set_num_threads(config.network_threads)
         self.model = model
         self.node_name = node_name
         self._monotonic = monotonic
