@@ -6,7 +6,10 @@ steps, cached under build/bench/training), with the shipped model:
 - the tactile factors' residual at ground truth (true object poses, measured end-effector poses)
   per window offset: its RMS per axis, and the kurtosis of all of them (3 for a Gaussian);
 - the validation RMSE of the batch solution (Gauss-Newton, as training validates) as the tactile
-  θ sigma goes from the shipped value down to LEO's fit, per validation run.
+  θ sigma goes from the shipped value down to LEO's fit, per validation run;
+- how alike the residuals at ground truth of factors k steps apart are (their correlation), for
+  the pushing factors and the offset-1 tactile factors: the graph takes every factor's error as
+  independent, and an error that persists is counted once per factor.
 
 Usage: python -m benchmarks.tactile_residuals
 """
@@ -36,6 +39,33 @@ def residuals(run: R.RunGraph, theta: R.Theta) -> tuple[np.ndarray, np.ndarray]:
     return r, offsets
 
 
+def lag_correlations(runs: list[R.RunGraph], theta: R.Theta, family: str, lags: tuple[int, ...]) -> np.ndarray:
+    """(len(lags), 3): per axis, the correlation of residuals at ground truth of factors ``lag`` steps
+    apart (by their last object pose), pooled over runs; tactile factors of window offset 1 only."""
+    pairs: dict[int, list[np.ndarray]] = {lag: [] for lag in lags}
+    for run in runs:
+        group = run.groups[family]
+        with torch.no_grad():
+            r = R.residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
+        last = 2 if family == "tactile" else 1  # the key position of o_k (o_j for tactile)
+        step = np.array([run.keys[i][1] for i in group.index[:, last].tolist()])
+        keep = np.ones(len(step), bool)
+        if family == "tactile":
+            keep = step - np.array([run.keys[i][1] for i in group.index[:, 0].tolist()]) == 1
+        row = {k: n for n, k in enumerate(step) if keep[n]}
+        for lag in lags:
+            both = [(row[k], row[k + lag]) for k in row if k + lag in row]
+            if both:
+                a, b = np.array(both).T
+                pairs[lag].append(np.stack([r[a], r[b]], axis=1))
+    out = []
+    for lag in lags:
+        ab = np.concatenate(pairs[lag])
+        a, b = ab[:, 0] - ab[:, 0].mean(0), ab[:, 1] - ab[:, 1].mean(0)
+        out.append((a * b).mean(0) / np.sqrt((a**2).mean(0) * (b**2).mean(0)))
+    return np.array(out)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     config = load_estimator_config()
@@ -56,6 +86,17 @@ def main() -> None:
     kurtosis = ((r - r.mean(0)) ** 4).mean(0) / r.var(0) ** 2
     lines += ["", f"Kurtosis x / y / θ: {kurtosis[0]:.1f} / {kurtosis[1]:.1f} / {kurtosis[2]:.1f} (Gaussian: 3). "
               f"Shipped σ: {shipped[0] * 1e3:.2f} mm, {shipped[1] * 1e3:.2f} mm, {shipped[2]:.4f} rad.", ""]
+
+    lags = (1, 5, 10, 30)
+    lines += ["Correlation of residuals at ground truth between factors k steps apart (same contact episode or "
+              "not; 1 is identical, 0 independent):", "",
+              "| family | axis | " + " | ".join(f"k = {k}" for k in lags) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in lags) + " |"]
+    for family in ("pushing", "tactile"):
+        c = lag_correlations(train_runs, theta, family, lags)
+        for axis, name in enumerate("xyθ"):
+            lines.append(f"| {family} | {name} | " + " | ".join(f"{v:.2f}" for v in c[:, axis]) + " |")
+    lines.append("")
 
     names = [run.name for run in val_runs]
     lines += ["Validation RMSE (batch Gauss-Newton) against the tactile θ σ, the others as shipped:", "",
