@@ -28,8 +28,8 @@ def test_pairs_stay_inside_contact_episodes(rect_bag: Path) -> None:
 
 
 def test_pushing_sigmas_inflate_the_persistent_moment_row_only(rect_bag: Path) -> None:
-    """The moment row's model error persists through a push (lag-one correlation above 0.6: ×2 at least); x and y, the end-effector's
-    white noise, keep their RMS at ground truth."""
+    """The moment row's model error persists through a push (lag-one correlation above 0.6: ×2 at
+    least); x and y, the end-effector's white noise, keep their RMS at ground truth."""
     t = load_trajectory(rect_bag, load_estimator_config(), Architecture())
     k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
     r = factors.FAMILIES["pushing"].residual([t.truth[k - 1], t.truth[k], t.ee_measured[k - 1], t.ee_measured[k]],
