@@ -24,6 +24,7 @@ import torch
 from benchmarks.common import append_results, simulated_bags
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.learning import runs as R
+from tactile_estimator.metrics import axis_correlation
 from tactile_estimator.networks.tactile import TactileModel
 
 SHAPES = ["rect", "disc", "ellipse"]
@@ -61,8 +62,7 @@ def lag_correlations(runs: list[R.RunGraph], theta: R.Theta, family: str, lags: 
     out = []
     for lag in lags:
         ab = np.concatenate(pairs[lag])
-        a, b = ab[:, 0] - ab[:, 0].mean(0), ab[:, 1] - ab[:, 1].mean(0)
-        out.append((a * b).mean(0) / np.sqrt((a**2).mean(0) * (b**2).mean(0)))
+        out.append(axis_correlation(ab[:, 0], ab[:, 1]))
     return np.array(out)
 
 

@@ -38,7 +38,7 @@ MOTION_PRIOR_SIGMAS = np.array([0.01, 0.01, 0.1])
 # Out of contact, quasi-static objects do not move (the pushing model with zero contact force).
 AT_REST_SIGMAS = np.array([0.0002, 0.0002, 0.002])
 # The step in which contact is made or broken: the object moves for part of the step at most. The
-# sigmas are that motion's RMS on simulated runs (0.43 mm, 0.0045 rad; benchmarks.accuracy --transition).
+# sigmas are that motion's RMS on simulated runs (0.43 mm, 0.0035 rad; benchmarks.accuracy --transition).
 # Without this link each contact episode hangs on the weak motion prior at both ends.
 TRANSITION_SIGMAS = np.array([0.0005, 0.0005, 0.005])
 EE_BUFFER_NS = 2_000_000_000

@@ -32,6 +32,13 @@ def rmse(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(values**2))) if values.size else float("nan")
 
 
+def axis_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per column, the correlation of paired rows of ``a`` and ``b`` (N, d) -> (d,)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).mean(0) / np.sqrt((a**2).mean(0) * (b**2).mean(0) + 1e-300)
+
+
 def latency_summary(milliseconds: np.ndarray) -> dict[str, float]:
     ms = np.asarray(milliseconds, dtype=float)
     if ms.size == 0:

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from tactile_estimator import factors
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.factors import ObjectModel
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
-from tactile_estimator.learning.pretrain import pretrain, pushing_sigmas
+from tactile_estimator.learning.pretrain import pretrain, pushing_residuals, pushing_sigmas
 from tactile_estimator.networks.tactile import Architecture, TactileModel
 
 
@@ -31,9 +29,7 @@ def test_pushing_sigmas_inflate_the_persistent_moment_row_only(rect_bag: Path) -
     """The moment row's model error persists through a push (lag-one correlation above 0.6: ×2 at
     least); x and y, the end-effector's white noise, keep their RMS at ground truth."""
     t = load_trajectory(rect_bag, load_estimator_config(), Architecture())
-    k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
-    r = factors.FAMILIES["pushing"].residual([t.truth[k - 1], t.truth[k], t.ee_measured[k - 1], t.ee_measured[k]],
-                                             np.zeros((len(k), 0)), ObjectModel.for_shape(t.shape))
+    _, r = pushing_residuals(t)
     rms = np.sqrt(np.mean(r**2, axis=0))
     sigmas = np.array(pushing_sigmas([t]))
     np.testing.assert_allclose(sigmas[:2], rms[:2])

@@ -24,6 +24,7 @@ from tactile_estimator import factors
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.learning.datasets import DatasetError, Trajectory, load_trajectory, tactile_pairs
+from tactile_estimator.metrics import axis_correlation
 from tactile_estimator.networks.tactile import Architecture, FactorWeights, TactileModel, TactileNet
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,14 @@ def predict(net: TactileNet, pairs: PairSet, batch: int = 512) -> torch.Tensor:
     return torch.cat(out)
 
 
+def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
+    """The steps k (same contact episode as k-1) and the pushing residuals (K, 3) at ground truth
+    (true object poses, measured end-effector poses)."""
+    k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
+    poses = [t.truth[k - 1], t.truth[k], t.ee_measured[k - 1], t.ee_measured[k]]
+    return k, factors.FAMILIES["pushing"].residual(poses, np.zeros((len(k), 0)), ObjectModel.for_shape(t.shape))
+
+
 def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
     """Per component: the RMS of the quasi-static pushing residual at ground truth, times the inflation
     that its persistence calls for.
@@ -77,18 +86,15 @@ def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
     The graph takes each factor's error as independent, but the model's error persists through a
     sliding stretch: with lag-one correlation ρ within a contact episode, N factors carry about
     N (1 - ρ) / (1 + ρ) independent errors' worth (an AR(1) sum), so the sigma grows by
-    sqrt((1 + ρ) / (1 - ρ)). For the moment row ρ ≈ 0.97 (×8); the x and y rows are dominated by
+    sqrt((1 + ρ) / (1 - ρ)). For the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by
     the end-effector's white measurement noise (ρ < 0) and keep their RMS.
     """
     residuals, pairs = [], []
     for t in trajectories:
         if t.shape is None:
             continue
-        model = ObjectModel.for_shape(t.shape)
-        k = np.flatnonzero(t.in_contact[1:] & t.in_contact[:-1] & (t.episode[1:] == t.episode[:-1])) + 1
+        k, r = pushing_residuals(t)
         if len(k):
-            poses = [t.truth[k - 1], t.truth[k], t.ee_measured[k - 1], t.ee_measured[k]]
-            r = factors.FAMILIES["pushing"].residual(poses, np.zeros((len(k), 0)), model)
             residuals.append(r)
             follows = np.flatnonzero((np.diff(k) == 1) & (t.episode[k[1:]] == t.episode[k[:-1]]))
             pairs.append(np.stack([r[follows], r[follows + 1]], axis=1))
@@ -99,8 +105,7 @@ def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
     inflation = np.ones(r.shape[1])
     ab = np.concatenate(pairs)
     if len(ab) > 1:
-        a, b = ab[:, 0] - ab[:, 0].mean(0), ab[:, 1] - ab[:, 1].mean(0)
-        rho = np.clip((a * b).mean(0) / np.sqrt((a**2).mean(0) * (b**2).mean(0) + 1e-300), 0.0, MAX_CORRELATION)
+        rho = np.clip(axis_correlation(ab[:, 0], ab[:, 1]), 0.0, MAX_CORRELATION)
         inflation = np.sqrt((1 + rho) / (1 - rho))
     return [float(max(v, 1e-5)) for v in rms * inflation]
 
