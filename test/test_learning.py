@@ -6,14 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
-from tactile_estimator.learning.pretrain import pretrain, pushing_residuals, pushing_sigmas
-from tactile_estimator.networks.tactile import Architecture, TactileModel
+from tactile_estimator.learning.pretrain import (
+    pair_set,
+    persistence_inflation,
+    pretrain,
+    pushing_residuals,
+    pushing_sigmas,
+    tactile_sigmas,
+)
+from tactile_estimator.networks.tactile import Architecture, TactileModel, TactileNet
 
 
 def test_pairs_stay_inside_contact_episodes(rect_bag: Path) -> None:
@@ -34,6 +42,34 @@ def test_pushing_sigmas_inflate_the_persistent_moment_row_only(rect_bag: Path) -
     sigmas = np.array(pushing_sigmas([t]))
     np.testing.assert_allclose(sigmas[:2], rms[:2])
     assert sigmas[2] > 2 * rms[2]
+
+
+def test_persistence_inflation_follows_the_lag_one_correlation() -> None:
+    """√((1 + ρ) / (1 - ρ)): about 1 for white noise, about √19 for an AR(1) sequence with ρ = 0.9."""
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=20000)
+    persistent = np.zeros(20000)
+    for k in range(1, len(persistent)):
+        persistent[k] = 0.9 * persistent[k - 1] + rng.normal()
+    errors = np.stack([white, persistent, -white], axis=1)
+    errors[:, 2] = white - np.roll(white, 1)  # lag-one correlation -0.5: clipped to 0, no inflation
+    inflation = persistence_inflation(errors[:-1], errors[1:])
+    np.testing.assert_allclose(inflation, [1.0, np.sqrt(19.0), 1.0], rtol=0.05)
+
+
+def test_tactile_sigmas_inflate_a_persistent_network_error(rect_bag: Path) -> None:
+    """A network that always answers zero motion is wrong by the whole, smooth, motion: its error
+    persists from step to step, so its σ is far above its RMS error times √(offsets)."""
+    t = load_trajectory(rect_bag, load_estimator_config(), Architecture())
+    net = TactileNet(Architecture())
+    torch.nn.init.zeros_(net.head[-1].weight)
+    torch.nn.init.zeros_(net.head[-1].bias)
+    offsets = [1, 2, 4]
+    pairs = pair_set([t], offsets)
+    rms = pairs.targets.double().pow(2).mean(0).sqrt().numpy()
+    sigmas = np.array(tactile_sigmas(net, [t], offsets))
+    assert np.all(sigmas >= rms * np.sqrt(len(offsets)) * (1 - 1e-6))
+    assert sigmas[2] > 3 * rms[2] * np.sqrt(len(offsets))
 
 
 def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> None:

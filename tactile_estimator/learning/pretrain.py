@@ -4,9 +4,16 @@ The factor weights written with the model are measured, not tuned, and are the d
 starting point that LEO training improves on:
 - tactile σ = the network's RMS error on the validation pairs, times √(number of offsets): each
   frame enters that many pairs, whose errors are correlated through the frame, so treating them
-  as independent would count one frame's evidence that many times;
+  as independent would count one frame's evidence that many times; times the persistence
+  inflation below, from the lag-one correlation of the one-step pairs' errors within an episode;
 - pushing σ = the RMS of the pushing residual at the true object poses and the measured
-  end-effector poses of the training bags (the residual the estimator actually meets).
+  end-effector poses of the training bags (the residual the estimator actually meets), times the
+  persistence inflation.
+
+Persistence: the graph takes each factor's error as independent, but an error with lag-one
+correlation ρ from one step to the next (an AR(1) sequence) carries, over N factors, about
+N (1 - ρ) / (1 + ρ) independent errors' worth, so the σ grows by √((1 + ρ) / (1 - ρ)), with ρ
+clipped to [0, MAX_CORRELATION]. A white error (ρ ≤ 0) keeps its RMS.
 """
 
 from __future__ import annotations
@@ -71,6 +78,29 @@ def predict(net: TactileNet, pairs: PairSet, batch: int = 512) -> torch.Tensor:
     return torch.cat(out)
 
 
+def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
+    """Per component: √((1 + ρ) / (1 - ρ)) for the lag-one correlation ρ of (N, C) errors and the
+    errors one step later, ρ clipped to [0, MAX_CORRELATION]; ones when there are too few pairs."""
+    if len(current) < 2:
+        return np.ones(current.shape[1])
+    rho = np.clip(axis_correlation(current, following), 0.0, MAX_CORRELATION)
+    return np.sqrt((1 + rho) / (1 - rho))
+
+
+def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: list[int]) -> list[float]:
+    """The network's RMS pair error over ``offsets`` times √(len(offsets)), times the persistence
+    inflation of its one-step errors (pairs (k, k+1) and (k+1, k+2) in the same episode)."""
+    pairs = pair_set(trajectories, offsets)
+    rms = (predict(net, pairs) - pairs.targets).pow(2).mean(0).sqrt().double().numpy()
+    steps = pair_set(trajectories, [1])
+    errors = (predict(net, steps) - steps.targets).double().numpy()
+    first = steps.first.numpy()
+    # One-step pairs come in frame order; two whose first frames are adjacent share a frame, so one episode.
+    follows = np.flatnonzero(np.diff(first) == 1)
+    inflation = persistence_inflation(errors[follows], errors[follows + 1])
+    return [float(max(v, 1e-4)) for v in rms * math.sqrt(len(offsets)) * inflation]
+
+
 def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
     """The steps k (same contact episode as k-1) and the pushing residuals (K, 3) at ground truth
     (true object poses, measured end-effector poses)."""
@@ -80,14 +110,10 @@ def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
-    """Per component: the RMS of the quasi-static pushing residual at ground truth, times the inflation
-    that its persistence calls for.
-
-    The graph takes each factor's error as independent, but the model's error persists through a
-    sliding stretch: with lag-one correlation ρ within a contact episode, N factors carry about
-    N (1 - ρ) / (1 + ρ) independent errors' worth (an AR(1) sum), so the sigma grows by
-    sqrt((1 + ρ) / (1 - ρ)). For the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by
-    the end-effector's white measurement noise (ρ < 0) and keep their RMS.
+    """Per component: the RMS of the quasi-static pushing residual at ground truth, times its
+    persistence inflation (module docstring). The model's error persists through a sliding stretch:
+    for the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by the end-effector's white
+    measurement noise (ρ < 0) and keep their RMS.
     """
     residuals, pairs = [], []
     for t in trajectories:
@@ -102,11 +128,8 @@ def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
         return FactorWeights().pushing
     r = np.concatenate(residuals)
     rms = np.sqrt(np.mean(r**2, axis=0))
-    inflation = np.ones(r.shape[1])
     ab = np.concatenate(pairs)
-    if len(ab) > 1:
-        rho = np.clip(axis_correlation(ab[:, 0], ab[:, 1]), 0.0, MAX_CORRELATION)
-        inflation = np.sqrt((1 + rho) / (1 - rho))
+    inflation = persistence_inflation(ab[:, 0], ab[:, 1])
     return [float(max(v, 1e-5)) for v in rms * inflation]
 
 
@@ -158,8 +181,8 @@ def pretrain(
         log.info("epoch %d: loss %.4f, validation RMSE x %.2f mm, y %.2f mm, θ %.2f°", epoch + 1,
                  total / steps_per_epoch, val_error[0] * 1e3, val_error[1] * 1e3, math.degrees(val_error[2]))
     val_rmse = history[-1]["val_rmse"] if history else [float("nan")] * 3
-    inflation = math.sqrt(len(config.tactile_offsets))
-    weights = FactorWeights(tactile=[float(max(v, 1e-4)) * inflation for v in val_rmse], pushing=pushing_sigmas(train))
+    weights = FactorWeights(tactile=tactile_sigmas(net, val or train, config.tactile_offsets),
+                            pushing=pushing_sigmas(train))
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,
