@@ -67,9 +67,10 @@ def test_tactile_sigmas_inflate_a_persistent_network_error(rect_bag: Path) -> No
     offsets = [1, 2, 4]
     pairs = pair_set([t], offsets)
     rms = pairs.targets.double().pow(2).mean(0).sqrt().numpy()
-    sigmas = np.array(tactile_sigmas(net, [t], offsets))
-    assert np.all(sigmas >= rms * np.sqrt(len(offsets)) * (1 - 1e-6))
-    assert sigmas[2] > 3 * rms[2] * np.sqrt(len(offsets))
+    sigmas, rho = map(np.array, tactile_sigmas(net, [t], offsets))
+    expected = np.maximum(rms * np.sqrt(len(offsets)) * np.sqrt((1 + rho) / (1 - rho)), 1e-4)  # pretrain's floor
+    np.testing.assert_allclose(sigmas, expected, rtol=1e-5)
+    assert rho[2] > 0.8 and sigmas[2] > 3 * rms[2] * np.sqrt(len(offsets))
 
 
 def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> None:
@@ -79,6 +80,7 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     description = yaml.safe_load((out / "model.yaml").read_text())
     assert description["training"]["train_bags"] == [rect_bag.name]
     assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
+    assert len(description["validation"]["lag_one_correlation"]) == 3
     assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
 
 

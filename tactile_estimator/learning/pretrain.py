@@ -78,18 +78,25 @@ def predict(net: TactileNet, pairs: PairSet, batch: int = 512) -> torch.Tensor:
     return torch.cat(out)
 
 
-def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
-    """Per component: √((1 + ρ) / (1 - ρ)) for the lag-one correlation ρ of (N, C) errors and the
-    errors one step later, ρ clipped to [0, MAX_CORRELATION]; ones when there are too few pairs."""
+def lag_one_correlation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
+    """Per component: the correlation of (N, C) errors with the errors one step later, clipped to
+    [0, MAX_CORRELATION]; zeros when there are too few pairs."""
     if len(current) < 2:
-        return np.ones(current.shape[1])
-    rho = np.clip(axis_correlation(current, following), 0.0, MAX_CORRELATION)
+        return np.zeros(current.shape[1])
+    return np.clip(axis_correlation(current, following), 0.0, MAX_CORRELATION)
+
+
+def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
+    """Per component: √((1 + ρ) / (1 - ρ)) for ρ = lag_one_correlation(current, following)."""
+    rho = lag_one_correlation(current, following)
     return np.sqrt((1 + rho) / (1 - rho))
 
 
-def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: list[int]) -> list[float]:
+def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: list[int]
+                   ) -> tuple[list[float], list[float]]:
     """The network's RMS pair error over ``offsets`` times √(len(offsets)), times the persistence
-    inflation of its one-step errors (pairs (k, k+1) and (k+1, k+2) in the same episode)."""
+    inflation of its one-step errors (pairs (k, k+1) and (k+1, k+2) in the same episode); and the
+    lag-one correlation ρ behind that inflation."""
     pairs = pair_set(trajectories, offsets)
     rms = (predict(net, pairs) - pairs.targets).pow(2).mean(0).sqrt().double().numpy()
     steps = pair_set(trajectories, [1])
@@ -97,8 +104,9 @@ def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: lis
     first = steps.first.numpy()
     # One-step pairs come in frame order; two whose first frames are adjacent share a frame, so one episode.
     follows = np.flatnonzero(np.diff(first) == 1)
-    inflation = persistence_inflation(errors[follows], errors[follows + 1])
-    return [float(max(v, 1e-4)) for v in rms * math.sqrt(len(offsets)) * inflation]
+    rho = lag_one_correlation(errors[follows], errors[follows + 1])
+    sigmas = rms * math.sqrt(len(offsets)) * np.sqrt((1 + rho) / (1 - rho))
+    return [float(max(v, 1e-4)) for v in sigmas], [float(r) for r in rho]
 
 
 def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +189,8 @@ def pretrain(
         log.info("epoch %d: loss %.4f, validation RMSE x %.2f mm, y %.2f mm, θ %.2f°", epoch + 1,
                  total / steps_per_epoch, val_error[0] * 1e3, val_error[1] * 1e3, math.degrees(val_error[2]))
     val_rmse = history[-1]["val_rmse"] if history else [float("nan")] * 3
-    weights = FactorWeights(tactile=tactile_sigmas(net, val or train, config.tactile_offsets),
-                            pushing=pushing_sigmas(train))
+    tactile, persistence = tactile_sigmas(net, val or train, config.tactile_offsets)
+    weights = FactorWeights(tactile=tactile, pushing=pushing_sigmas(train))
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,
@@ -197,7 +205,8 @@ def pretrain(
             "epochs": epochs,
             "seed": seed,
         },
-        validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2]},
+        validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2],
+                    "lag_one_correlation": persistence},
         normalisation={
             "input": "tactile image minus the gel background (median of the first frames), area-downsampled, "
                      "times architecture.input_scale",
