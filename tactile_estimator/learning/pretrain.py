@@ -88,7 +88,10 @@ def lag_one_correlation(current: np.ndarray, following: np.ndarray) -> np.ndarra
 
 def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
     """Per component: √((1 + ρ) / (1 - ρ)) for ρ = lag_one_correlation(current, following)."""
-    rho = lag_one_correlation(current, following)
+    return _inflation(lag_one_correlation(current, following))
+
+
+def _inflation(rho: np.ndarray) -> np.ndarray:
     return np.sqrt((1 + rho) / (1 - rho))
 
 
@@ -96,16 +99,16 @@ def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: lis
                    ) -> tuple[list[float], list[float]]:
     """The network's RMS pair error over ``offsets`` times √(len(offsets)), times the persistence
     inflation of its one-step errors (pairs (k, k+1) and (k+1, k+2) in the same episode); and the
-    lag-one correlation ρ behind that inflation."""
-    pairs = pair_set(trajectories, offsets)
-    rms = (predict(net, pairs) - pairs.targets).pow(2).mean(0).sqrt().double().numpy()
-    steps = pair_set(trajectories, [1])
-    errors = (predict(net, steps) - steps.targets).double().numpy()
-    first = steps.first.numpy()
+    lag-one correlation ρ behind that inflation. One prediction serves both."""
+    pairs = pair_set(trajectories, sorted(set(offsets) | {1}))
+    errors = (predict(net, pairs) - pairs.targets).double().numpy()
+    gap = (pairs.second - pairs.first).numpy()
+    rms = np.sqrt(np.mean(errors[np.isin(gap, offsets)] ** 2, axis=0))
+    one_step, first = errors[gap == 1], pairs.first.numpy()[gap == 1]
     # One-step pairs come in frame order; two whose first frames are adjacent share a frame, so one episode.
     follows = np.flatnonzero(np.diff(first) == 1)
-    rho = lag_one_correlation(errors[follows], errors[follows + 1])
-    sigmas = rms * math.sqrt(len(offsets)) * np.sqrt((1 + rho) / (1 - rho))
+    rho = lag_one_correlation(one_step[follows], one_step[follows + 1])
+    sigmas = rms * math.sqrt(len(offsets)) * _inflation(rho)
     return [float(max(v, 1e-4)) for v in sigmas], [float(r) for r in rho]
 
 
