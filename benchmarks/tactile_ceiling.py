@@ -84,6 +84,7 @@ def main() -> None:
     rows = ["| pushing σ | tactile factors | final RMSE mm | final RMSE deg | gain translation | gain rotation |",
             "| --- | --- | --- | --- | --- | --- |"]
     original = estimator_module.Estimator._factors_for
+    truths = {bag: load_trajectory(bag, load_estimator_config(), model.arch) for bag in bags}  # the oracles' truth
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.pushing_scale:
             model.weights.pushing = [scale * s for s in shipped_pushing]
@@ -93,9 +94,8 @@ def main() -> None:
                                                       else []})
                 for bag in bags:
                     if variant in ORACLES:
-                        truth = load_trajectory(bag, config, model.arch)
                         sigmas, gain = ORACLES[variant]
-                        estimator_module.Estimator._factors_for = with_oracle(truth, sigmas,
+                        estimator_module.Estimator._factors_for = with_oracle(truths[bag], sigmas,
                                                                               np.random.default_rng(0), gain)
                     shipped_tactile = list(model.weights.tactile)
                     if variant == "network, θ only":  # x and y sigmas so wide they carry nothing

@@ -25,6 +25,7 @@ transports behave the same and this is what the tests exercise:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -506,6 +507,13 @@ def diagnostic_array_msg(stamp_ns: int, statuses: list[Any]) -> Any:
     return messages.TYPESTORE.types[DIAGNOSTIC_ARRAY](header=_header(stamp_ns, ""), status=statuses)
 
 
+@functools.cache
+def _outline(shape: Shape) -> list[Any]:
+    """The shape's outline in its own frame, as marker points: the same for every estimate, so built once."""
+    point = messages.TYPESTORE.types["geometry_msgs/msg/Point"]
+    return [point(x=float(px), y=float(py), z=0.0) for px, py in shape.footprint(48)]
+
+
 def footprint_marker_msg(stamp_ns: int, frame_id: str, pose: Any, shape: Shape) -> Any:
     """The object's outline as a LINE_STRIP at the estimated pose (one marker, replaced each time)."""
     types = messages.TYPESTORE.types
@@ -517,7 +525,7 @@ def footprint_marker_msg(stamp_ns: int, frame_id: str, pose: Any, shape: Shape) 
         scale=_vector3(0.002, 0.0, 0.0),
         color=types["std_msgs/msg/ColorRGBA"](r=0.1, g=0.6, b=1.0, a=1.0),
         lifetime=types["builtin_interfaces/msg/Duration"](sec=0, nanosec=0), frame_locked=False,
-        points=[point(x=float(px), y=float(py), z=0.0) for px, py in shape.footprint(48)],
+        points=_outline(shape),
         colors=[], texture_resource="",
         texture=types[messages.COMPRESSED_IMAGE](header=_header(0, ""), format="", data=np.zeros(0, np.uint8)),
         uv_coordinates=[], text="", mesh_resource="",

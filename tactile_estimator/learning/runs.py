@@ -34,7 +34,7 @@ from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
-from tactile_estimator.networks.tactile import TactileModel, TactileNet, preprocess
+from tactile_estimator.networks.tactile import TactileModel, TactileNet
 
 SIGMA_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera")
 
@@ -178,9 +178,9 @@ class _InputRecorder(TactileModel):
         self.inputs: list[np.ndarray] = []
 
     def encode(self, images: np.ndarray, background: np.ndarray) -> np.ndarray:
-        codes = super().encode(images, background)
-        self.inputs.append(preprocess(images, background, self.arch))
-        return codes
+        inputs = self.network_input(images, background)
+        self.inputs.append(inputs)
+        return self.encode_input(inputs)
 
 
 def _groups(factors: Sequence[Factor], row: dict[Key, int]) -> dict[str, FamilyGroup]:

@@ -146,14 +146,21 @@ class TactileModel:
             Path(tmp).write_text(yaml.safe_dump(description, sort_keys=False))
         self.description = description
 
-    @torch.no_grad()
     def encode(self, images: np.ndarray, background: np.ndarray) -> np.ndarray:
+        return self.encode_input(self.network_input(images, background))
+
+    def network_input(self, images: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """uint8 (B, H, W, 3) frames -> the network's input; the frame size must be the model's."""
         if images.shape[1:3] != (self.arch.image_height, self.arch.image_width):
             raise ModelError(
                 f"tactile image is {images.shape[1]}x{images.shape[2]} but the model takes "
                 f"{self.arch.image_height}x{self.arch.image_width}"
             )
-        return self.net.encode(torch.from_numpy(preprocess(images, background, self.arch))).numpy()
+        return preprocess(images, background, self.arch)
+
+    @torch.no_grad()
+    def encode_input(self, inputs: np.ndarray) -> np.ndarray:
+        return self.net.encode(torch.from_numpy(inputs)).numpy()
 
     @torch.no_grad()
     def relative_poses(self, codes_i: np.ndarray, codes_j: np.ndarray) -> np.ndarray:
