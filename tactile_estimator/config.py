@@ -312,6 +312,9 @@ class TrainerConfig:
     seed: int = 0
     threads: int = 0  # torch threads; 0: torch's default
     ee_truth: str = "measured"  # the end-effector's "ground truth": measured (as on a robot) or bag (/ee_ground_truth)
+    # model: LEO fits the per-step sigma of a family whose error persists and the graph keeps the model's
+    # persistence inflation (learning.runs.Theta); none: LEO fits the graph's sigma itself
+    persistence: str = "model"
     blackbox: BlackboxConfig = field(default_factory=BlackboxConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -333,6 +336,8 @@ class TrainerConfig:
             raise ConfigError("epochs must be >= 0; samples, runs_per_update and solver_iterations >= 1")
         if self.ee_truth not in ("measured", "bag"):
             raise ConfigError(f"ee_truth: '{self.ee_truth}' is unknown; expected measured or bag")
+        if self.persistence not in ("model", "none"):
+            raise ConfigError(f"persistence: '{self.persistence}' is unknown; expected model or none")
         if self.blackbox.optimizer not in ("cma", "nelder-mead"):
             name = self.blackbox.optimizer
             raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")

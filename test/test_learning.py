@@ -39,9 +39,10 @@ def test_pushing_sigmas_inflate_the_persistent_moment_row_only(rect_bag: Path) -
     t = load_trajectory(rect_bag, load_estimator_config(), Architecture())
     _, r = pushing_residuals(t)
     rms = np.sqrt(np.mean(r**2, axis=0))
-    sigmas = np.array(pushing_sigmas([t]))
+    sigmas, rho = map(np.array, pushing_sigmas([t]))
     np.testing.assert_allclose(sigmas[:2], rms[:2])
-    assert sigmas[2] > 2 * rms[2]
+    assert sigmas[2] > 2 * rms[2] and rho[2] > 0.6
+    np.testing.assert_allclose(sigmas, rms * np.sqrt((1 + rho) / (1 - rho)))
 
 
 def test_persistence_inflation_follows_the_lag_one_correlation() -> None:
@@ -80,7 +81,9 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     description = yaml.safe_load((out / "model.yaml").read_text())
     assert description["training"]["train_bags"] == [rect_bag.name]
     assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
-    assert len(description["validation"]["lag_one_correlation"]) == 3
+    assert set(description["factor_persistence"]) == {"tactile", "pushing"}
+    assert model.persistence["pushing"] == pytest.approx(pushing_sigmas([load_trajectory(
+        rect_bag, load_estimator_config(), Architecture())])[1])
     assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
 
 

@@ -77,6 +77,34 @@ def test_torch_energy_equals_the_graph_energy(run_graphs: list[R.RunGraph]) -> N
         assert got == pytest.approx(expected, rel=1e-9)
 
 
+def test_persistence_aware_theta_fits_the_per_step_sigma_and_keeps_the_inflation(run_graphs: list[R.RunGraph]) -> None:
+    """With persistence, θ holds σ / κ, κ = √((1 + ρ) / (1 - ρ)) from the model's factor_persistence:
+    the estimator still gets the model's σ, while LEO's graphs and energy use σ / κ, for a learned
+    family (pushing) and a fixed one (tactile) alike. Without it, σ is learned as the graph's."""
+    model = TactileModel.load()
+    kappa = {f: np.sqrt((1 + np.array(rho)) / (1 - np.array(rho))) for f, rho in model.persistence.items()}
+    assert kappa["pushing"][2] > 3 and kappa["tactile"][0] > 3, "the shipped model records persistent errors"
+    config = load_estimator_config()
+    theta = R.Theta(model, config, ["pushing"], persistence=True)
+    np.testing.assert_allclose(theta.sigma("pushing").detach().numpy(), model.weights.pushing)
+    np.testing.assert_allclose(theta.sigma("pushing", white=True).detach().numpy(),
+                               np.array(model.weights.pushing) / kappa["pushing"])
+    run = run_graphs[0]
+    predictions = theta.predictions(run)
+    graph, white = R.factors_for(run, theta, predictions), R.factors_for(run, theta, predictions, white=True)
+    for family in ("tactile", "pushing"):
+        position, template = run.groups[family].positions[0], run.groups[family].sigmas[0].numpy()
+        np.testing.assert_allclose(graph[position].sigmas, template)
+        np.testing.assert_allclose(white[position].sigmas, template / kappa[family])
+    white_graph = FactorGraph()
+    white_graph.add(white, {})
+    expected = white_graph.energy(dict(zip(run.keys, run.truth, strict=True)))
+    got = R.energy(run, theta, predictions, torch.from_numpy(run.truth)[None], white=True)[0].item()
+    assert got == pytest.approx(expected, rel=1e-9)
+    plain = R.Theta(model, config, ["pushing"])
+    np.testing.assert_allclose(plain.sigma("pushing", white=True).detach().numpy(), model.weights.pushing)
+
+
 def test_isam2_and_gauss_newton_samplers_agree(run_graphs: list[R.RunGraph]) -> None:
     theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
     predictions = [theta.predictions(r) for r in run_graphs]
@@ -154,7 +182,9 @@ def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path],
     state = torch.load(out / CHECKPOINT, weights_only=True)
     assert state["epoch"] == 0 and state["update"] == 0
     start = TactileModel.load().weights
-    np.testing.assert_allclose(torch.exp(state["theta"]["log_sigma.tactile"]).numpy(), start.tactile, rtol=1e-12)
+    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"], persistence=True)
+    theta.load_state_dict(state["theta"])
+    np.testing.assert_allclose(theta.sigma("tactile").detach().numpy(), start.tactile, rtol=1e-12)
     assert TactileModel.load(out).weights.tactile == pytest.approx(start.tactile)
 
 

@@ -146,7 +146,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.init_dir = str(init) if init else ""
         self.model = TactileModel.load(init or None)
-        self.theta = R.Theta(self.model, estimator_config, config.learn)
+        self.theta = R.Theta(self.model, estimator_config, config.learn, persistence=config.persistence == "model")
         self.train_paths, self.val_paths = list(train_paths), list(val_paths)
         started = time.perf_counter()
         self.runs = R.load_runs(self.train_paths, estimator_config, self.model, config.ee_truth)
@@ -213,7 +213,8 @@ class Trainer:
             total = sum((unrolled_loss(run, self.theta, pred, self.config.unroll) for run, pred
                          in zip(runs, predictions, strict=True)), torch.zeros((), dtype=torch.float64))
             return total, len(runs)
-        factor_lists = [R.factors_for(r, self.theta, p) for r, p in zip(runs, predictions, strict=True)]
+        # LEO's graphs and energy are the per-step (white) model; validation solves the graph's (R.Theta).
+        factor_lists = [R.factors_for(r, self.theta, p, white=True) for r, p in zip(runs, predictions, strict=True)]
         seeds = [self._seed(epoch, update, i) for i in indices]
         mark = time.perf_counter()
         solutions = R.solve_runs(runs, factor_lists, self.config.sampler, self.config.solver_iterations,
@@ -223,8 +224,9 @@ class Trainer:
         families = R.learned_families(self.theta)
         total = torch.zeros((), dtype=torch.float64)
         for run, pred, solution in zip(runs, predictions, solutions, strict=True):
-            e_truth = R.energy(run, self.theta, pred, torch.from_numpy(run.truth)[None], families)[0]
-            e_samples = R.energy(run, self.theta, pred, torch.from_numpy(solution.samples), families).mean()
+            e_truth = R.energy(run, self.theta, pred, torch.from_numpy(run.truth)[None], families, white=True)[0]
+            e_samples = R.energy(run, self.theta, pred, torch.from_numpy(solution.samples), families,
+                                 white=True).mean()
             total = total + (e_truth - e_samples) / run.steps
         self.timing["energy"] += time.perf_counter() - mark
         return total, len(runs)

@@ -13,7 +13,9 @@ starting point that LEO training improves on:
 Persistence: the graph takes each factor's error as independent, but an error with lag-one
 correlation ρ from one step to the next (an AR(1) sequence) carries, over N factors, about
 N (1 - ρ) / (1 + ρ) independent errors' worth, so the σ grows by √((1 + ρ) / (1 - ρ)), with ρ
-clipped to [0, MAX_CORRELATION]. A white error (ρ ≤ 0) keeps its RMS.
+clipped to [0, MAX_CORRELATION]. A white error (ρ ≤ 0) keeps its RMS. model.yaml records each
+family's ρ (``factor_persistence``): LEO training fits the per-step (white) σ = σ / inflation and
+the graph keeps the inflation (learning.runs.Theta).
 """
 
 from __future__ import annotations
@@ -88,10 +90,11 @@ def lag_one_correlation(current: np.ndarray, following: np.ndarray) -> np.ndarra
 
 def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
     """Per component: √((1 + ρ) / (1 - ρ)) for ρ = lag_one_correlation(current, following)."""
-    return _inflation(lag_one_correlation(current, following))
+    return inflation(lag_one_correlation(current, following))
 
 
-def _inflation(rho: np.ndarray) -> np.ndarray:
+def inflation(rho: np.ndarray) -> np.ndarray:
+    """√((1 + ρ) / (1 - ρ)) per component: how much an error with lag-one correlation ρ widens a σ."""
     return np.sqrt((1 + rho) / (1 - rho))
 
 
@@ -108,7 +111,7 @@ def tactile_sigmas(net: TactileNet, trajectories: list[Trajectory], offsets: lis
     # One-step pairs come in frame order; two whose first frames are adjacent share a frame, so one episode.
     follows = np.flatnonzero(np.diff(first) == 1)
     rho = lag_one_correlation(one_step[follows], one_step[follows + 1])
-    sigmas = rms * math.sqrt(len(offsets)) * _inflation(rho)
+    sigmas = rms * math.sqrt(len(offsets)) * inflation(rho)
     return [float(max(v, 1e-4)) for v in sigmas], [float(r) for r in rho]
 
 
@@ -120,10 +123,10 @@ def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
     return k, factors.FAMILIES["pushing"].residual(poses, np.zeros((len(k), 0)), ObjectModel.for_shape(t.shape))
 
 
-def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
+def pushing_sigmas(trajectories: list[Trajectory]) -> tuple[list[float], list[float]]:
     """Per component: the RMS of the quasi-static pushing residual at ground truth, times its
-    persistence inflation (module docstring). The model's error persists through a sliding stretch:
-    for the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by the end-effector's white
+    persistence inflation (module docstring); and the lag-one correlation ρ behind it. The model's
+    error persists through a sliding stretch: for the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by the end-effector's white
     measurement noise (ρ < 0) and keep their RMS.
     """
     residuals, pairs = [], []
@@ -136,12 +139,12 @@ def pushing_sigmas(trajectories: list[Trajectory]) -> list[float]:
             follows = np.flatnonzero((np.diff(k) == 1) & (t.episode[k[1:]] == t.episode[k[:-1]]))
             pairs.append(np.stack([r[follows], r[follows + 1]], axis=1))
     if not residuals:
-        return FactorWeights().pushing
+        return FactorWeights().pushing, [0.0, 0.0, 0.0]
     r = np.concatenate(residuals)
     rms = np.sqrt(np.mean(r**2, axis=0))
     ab = np.concatenate(pairs)
-    inflation = persistence_inflation(ab[:, 0], ab[:, 1])
-    return [float(max(v, 1e-5)) for v in rms * inflation]
+    rho = lag_one_correlation(ab[:, 0], ab[:, 1])
+    return [float(max(v, 1e-5)) for v in rms * inflation(rho)], [float(v) for v in rho]
 
 
 def pretrain(
@@ -192,8 +195,9 @@ def pretrain(
         log.info("epoch %d: loss %.4f, validation RMSE x %.2f mm, y %.2f mm, θ %.2f°", epoch + 1,
                  total / steps_per_epoch, val_error[0] * 1e3, val_error[1] * 1e3, math.degrees(val_error[2]))
     val_rmse = history[-1]["val_rmse"] if history else [float("nan")] * 3
-    tactile, persistence = tactile_sigmas(net, val or train, config.tactile_offsets)
-    weights = FactorWeights(tactile=tactile, pushing=pushing_sigmas(train))
+    tactile, tactile_rho = tactile_sigmas(net, val or train, config.tactile_offsets)
+    pushing, pushing_rho = pushing_sigmas(train)
+    weights = FactorWeights(tactile=tactile, pushing=pushing)
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,
@@ -208,8 +212,8 @@ def pretrain(
             "epochs": epochs,
             "seed": seed,
         },
-        validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2],
-                    "lag_one_correlation": persistence},
+        validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2]},
+        factor_persistence={"tactile": tactile_rho, "pushing": pushing_rho},
         normalisation={
             "input": "tactile image minus the gel background (median of the first frames), area-downsampled, "
                      "times architecture.input_scale",

@@ -33,6 +33,7 @@ from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError
+from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
 
@@ -200,19 +201,35 @@ def _groups(factors: Sequence[Factor], row: dict[Key, int]) -> dict[str, FamilyG
 
 # ------------------------------------------------------------------------------------ θ and energy
 class Theta(torch.nn.Module):
-    """What training learns: the tactile network and the log standard deviations of chosen families."""
+    """What training learns: the tactile network and the log standard deviations of chosen families.
 
-    def __init__(self, model: TactileModel, config: EstimatorConfig, learn: Sequence[str]) -> None:
+    A family whose error persists from step to step (model.persistence: lag-one correlation ρ) has
+    its σ inflated by κ = √((1 + ρ) / (1 - ρ)) in the graph (learning.pretrain). With
+    ``persistence=True`` the parameters are the per-step ("white") σ / κ: the graphs that training
+    solves and samples, and the energy, use the white σ of every such family, the model the graph's
+    independent factors describe, and ``sigma`` (what the estimator gets) multiplies κ back. Without
+    it κ = 1: LEO fits the graph's σ itself, and for a persistent error that fit is the white one,
+    too narrow for the graph (README, Training).
+    """
+
+    def __init__(self, model: TactileModel, config: EstimatorConfig, learn: Sequence[str],
+                 persistence: bool = False) -> None:
         super().__init__()
         self.net: TactileNet = model.net
         self.learn = list(learn)
         self.log_sigma = torch.nn.ParameterDict()
         self.axes: dict[str, np.ndarray] = {}  # per learned family: which components are learned
+        self.inflation: dict[str, torch.Tensor] = {}  # κ per family with a persistent error
+        if persistence:
+            for family, rho in model.persistence.items():
+                self.inflation[family] = torch.from_numpy(inflation(np.clip(np.asarray(rho, dtype=float), 0.0,
+                                                                            MAX_CORRELATION)))
         chosen = dict(split_learn(name) for name in learn)
         for family in SIGMA_FAMILIES:
             if family in chosen:
                 start = np.atleast_1d(np.asarray(initial_sigmas(model, config, family), dtype=float))
-                self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start)))
+                kappa = self.inflation.get(family, torch.ones(len(start), dtype=torch.float64))
+                self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start) / kappa))
                 axes = chosen[family]
                 mask = np.array([not axes or a in axes for a in "xyz"[:len(start)]])
                 self.axes[family] = mask
@@ -233,8 +250,19 @@ class Theta(torch.nn.Module):
     def learns_encoder(self) -> bool:
         return "tactile_encoder" in self.learn
 
-    def sigma(self, family: str) -> torch.Tensor | None:
-        return torch.exp(self.log_sigma[family]) if family in self.log_sigma else None
+    def sigma(self, family: str, white: bool = False) -> torch.Tensor | None:
+        """A learned family's σ as the graph uses it, or (``white``) its per-step σ; None if not learned."""
+        if family not in self.log_sigma:
+            return None
+        sigma = torch.exp(self.log_sigma[family])
+        return sigma if white or family not in self.inflation else sigma * self.inflation[family]
+
+    def scale(self, family: str, template: torch.Tensor, white: bool = False) -> torch.Tensor:
+        """The σ a family's factors take: the learned one, else ``template`` (the graph's), per step if ``white``."""
+        sigma = self.sigma(family, white)
+        if sigma is not None:
+            return sigma
+        return template / self.inflation[family] if white and family in self.inflation else template
 
     def codes(self, run: RunGraph) -> torch.Tensor:
         with torch.set_grad_enabled(self.learns_encoder):
@@ -258,21 +286,20 @@ def initial_sigmas(model: TactileModel, config: EstimatorConfig, family: str) ->
     return list(np.atleast_1d(getattr(config.noise, family)))
 
 
-def factors_for(run: RunGraph, theta: Theta, predictions: torch.Tensor) -> list[Factor]:
-    """The run's factors under θ: tactile measurements from the network, learned sigmas in place."""
+def factors_for(run: RunGraph, theta: Theta, predictions: torch.Tensor, white: bool = False) -> list[Factor]:
+    """The run's factors under θ: tactile measurements from the network, learned sigmas in place
+    (the per-step ones if ``white``: Theta)."""
     factors = list(run.factors)
     with torch.no_grad():
         for family, group in run.groups.items():
-            sigma = theta.sigma(family)
             measured = predictions.numpy() if family == "tactile" else None
-            if sigma is None and measured is None:
+            if family not in theta.log_sigma and measured is None and not (white and family in theta.inflation):
                 continue
-            sigma_np = None if sigma is None else sigma.numpy().copy()
+            sigmas = theta.scale(family, group.sigmas, white).expand_as(group.sigmas).numpy()
             for n, position in enumerate(group.positions):
                 old = factors[position]
                 factors[position] = dataclasses.replace(
-                    old, measurement=old.measurement if measured is None else measured[n],
-                    sigmas=old.sigmas if sigma_np is None else sigma_np)
+                    old, measurement=old.measurement if measured is None else measured[n], sigmas=sigmas[n].copy())
     return factors
 
 
@@ -287,16 +314,15 @@ def residuals(run: RunGraph, group: FamilyGroup, predictions: torch.Tensor, valu
 
 
 def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor,
-           families: Sequence[str] | None = None) -> torch.Tensor:
-    """E(θ; x) for a batch of value sets (N, V, 3) -> (N,), over the given families (default: all)."""
+           families: Sequence[str] | None = None, white: bool = False) -> torch.Tensor:
+    """E(θ; x) for a batch of value sets (N, V, 3) -> (N,), over the given families (default: all),
+    with the per-step sigmas if ``white`` (Theta)."""
     total = values.new_zeros(values.shape[0])
     for family, group in run.groups.items():
         if families is not None and family not in families:
             continue
         r = residuals(run, group, predictions, values)
-        sigma = theta.sigma(family)
-        scale = group.sigmas if sigma is None else sigma
-        total = total + 0.5 * ((r / scale) ** 2).sum((1, 2))
+        total = total + 0.5 * ((r / theta.scale(family, group.sigmas, white)) ** 2).sum((1, 2))
     return total
 
 

@@ -111,6 +111,12 @@ class TactileModel:
         self.net.eval()
         self.description = description or {}
 
+    @property
+    def persistence(self) -> dict[str, list[float]]:
+        """Per family: the lag-one correlation of its error that its σ was inflated for (model.yaml's
+        ``factor_persistence``, measured by pretraining); a family absent was not inflated."""
+        return {k: [float(v) for v in rho] for k, rho in (self.description.get("factor_persistence") or {}).items()}
+
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TactileModel:
         directory = Path(directory) if directory else DEFAULT_MODEL_DIR
