@@ -126,8 +126,8 @@ def pushing_residuals(t: Trajectory) -> tuple[np.ndarray, np.ndarray]:
 def pushing_sigmas(trajectories: list[Trajectory]) -> tuple[list[float], list[float]]:
     """Per component: the RMS of the quasi-static pushing residual at ground truth, times its
     persistence inflation (module docstring); and the lag-one correlation ρ behind it. The model's
-    error persists through a sliding stretch: for the moment row ρ ≈ 0.98 (×9); the x and y rows are dominated by the end-effector's white
-    measurement noise (ρ < 0) and keep their RMS.
+    error persists through a sliding stretch: for the moment row ρ ≈ 0.98 (×9); the x and y rows are
+    dominated by the end-effector's white measurement noise (ρ < 0) and keep their RMS.
     """
     residuals, pairs = [], []
     for t in trajectories:
