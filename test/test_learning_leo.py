@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import yaml
 
 from tactile_estimator.config import ConfigError, load_estimator_config, load_trainer_config
 from tactile_estimator.graph import FactorGraph
-from tactile_estimator.io import bags
+from tactile_estimator.io import bags, messages
 from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.baselines import unrolled_solve
 from tactile_estimator.learning.datasets import DatasetError
@@ -186,6 +187,19 @@ def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path],
     theta.load_state_dict(state["theta"])
     np.testing.assert_allclose(theta.sigma("tactile").detach().numpy(), start.tactile, rtol=1e-12)
     assert TactileModel.load(out).weights.tactile == pytest.approx(start.tactile)
+
+
+def test_a_bag_that_cannot_be_used_is_named_on_its_error(short_bags: list[Path], tmp_path: Path) -> None:
+    """load_runs marks which bag failed (the watcher drops exactly that one), even where another
+    bag's name contains the failing one's (run_1 and run_10)."""
+    good = tmp_path / "run_10"
+    shutil.copytree(short_bags[0], good)
+    chatter = tmp_path / "run_1"
+    with bags.BagWriter(chatter) as writer:
+        writer.write("/chatter", messages.STRING, 1_000, messages.string_msg("hello"))
+    with pytest.raises(DatasetError) as caught:
+        R.load_runs([good, chatter], load_estimator_config(), TactileModel.load())
+    assert caught.value.bag == str(chatter)
 
 
 def test_training_bag_without_ground_truth_names_the_topic(short_bags: list[Path], tmp_path: Path) -> None:

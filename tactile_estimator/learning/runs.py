@@ -402,4 +402,13 @@ def pooled_rmse(runs: Sequence[RunGraph], solutions: Sequence[Solution]) -> tupl
 
 def load_runs(paths: Sequence[str | os.PathLike[str] | Path], config: EstimatorConfig,
               model: TactileModel, ee_truth: str = "measured") -> list[RunGraph]:
-    return [build_run(p, config, model, ee_truth) for p in paths]
+    """Every bag's RunGraph. A bag that cannot be used raises its DatasetError or BagError with the
+    attribute ``bag`` (its path as given), so a caller drops exactly that bag."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append(build_run(path, config, model, ee_truth))
+        except (DatasetError, bags.BagError) as error:
+            error.bag = str(path)
+            raise
+    return runs

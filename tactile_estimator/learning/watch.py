@@ -183,7 +183,7 @@ class ModelWatch:
             result = train(paths, self.val_paths, partial, self.estimator_config, self.config,
                            init=job["init"] or None, resume=resume, command=command, progress=self.progress)
         except (DatasetError, bags.BagError) as error:
-            culprits = [b for b in job["bags"] if b in str(error) or Path(b).name in str(error)]
+            culprits = [b for b in job["bags"] if b == getattr(error, "bag", None)]
             for bag in culprits:
                 self.state["accepted"].remove(bag)
                 self._reject(bag, str(error))
