@@ -122,6 +122,7 @@ class EstimatorConfig:
     max_pending_s: float = 5.0
     network_threads: int = 1  # torch threads for the tactile network; one is fastest for one frame at a time
     freeze_gc: bool = True  # move the long-lived graph out of Python's cyclic collector after each step
+    final_iterations: int = 3  # replay's final trajectory: Gauss-Newton iterations over the whole graph; 0: none
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     object: ObjectConfig = field(default_factory=ObjectConfig)
@@ -145,6 +146,8 @@ class EstimatorConfig:
             raise ConfigError(f"tactile_offsets: {self.tactile_offsets} must be positive step offsets")
         if self.keyframe.every_n_frames < 1:
             raise ConfigError("keyframe.every_n_frames must be at least 1")
+        if self.final_iterations < 0:
+            raise ConfigError(f"final_iterations: {self.final_iterations} must be 0 or more")
         if self.initial_object_pose and len(self.initial_object_pose) != 3:
             raise ConfigError("initial_object_pose must be [x, y, theta] or empty")
         for name in ("ee_prior", "camera", "first_pose"):

@@ -414,14 +414,39 @@ class Estimator:
         self._frames_since_step = 0
 
     # ---------------------------------------------------------------------------------- outputs
-    def trajectory(self) -> tuple[np.ndarray, np.ndarray]:
-        """The smoothed object trajectory: stamps (K,) and poses (K, 3)."""
-        values = self.values()
+    def trajectory(self, converge: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed object trajectory: stamps (K,) and poses (K, 3).
+
+        ``converge`` > 0 first re-solves the whole graph from the current estimate with that many
+        Gauss-Newton iterations, every factor relinearized (``converged_values``); the estimator's
+        own state is unchanged.
+        """
+        values = self.converged_values(converge) if converge else self.values()
         stamps = np.array([s.stamp_ns for s in self.steps], dtype=np.int64)
         # a step whose graph was given up before it was solved keeps its online estimate
         poses = np.array([values.get(object_key(s.index), self._online.get(s.index, self._initial_pose))
                           for s in self.steps]).reshape(-1, 3)
         return stamps, poses
+
+    def converged_values(self, iterations: int) -> dict[Key, np.ndarray]:
+        """``values()`` after ``iterations`` Gauss-Newton iterations over the whole graph, every factor
+        relinearized at each (a fresh iSAM2 with relinearization threshold 0, started at the current
+        estimate). The online solvers relinearize only variables that moved past a threshold (iSAM2)
+        or hold poses older than a window (gn); after a large late correction, such as a camera
+        detection ending a long dropout, their estimate can stop short of the graph's optimum.
+        A graph that was given up and re-initialised, or a re-solve that fails, keeps ``values()``.
+        """
+        values = self.values()
+        if self.events.get("reinitialised") or not self.graph.factors:
+            return values
+        try:
+            backend = make_backend("isam2", relinearize_threshold=0.0)
+            backend.add(self.graph.factors, {k: values[k] for k in self.graph.initial})
+            backend.refine(iterations - 1)
+            values.update(backend.estimate())
+        except (BackendError, KeyError) as error:
+            log.warning("final re-solve failed (%s); the trajectory is the online solver's", error)
+        return values
 
     def values(self) -> dict[Key, np.ndarray]:
         """The current values of every pose the estimator has made (object and end-effector)."""

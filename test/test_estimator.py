@@ -168,3 +168,36 @@ def test_graph_is_kept_out_of_full_garbage_collections(rect_run: SimulatedRun, m
     gc.unfreeze()
     # the graph's factors are tracked objects; after each step they sit in the permanent generation
     assert frozen > len(estimator.graph.factors)
+
+
+def test_converged_trajectory_is_the_graphs_batch_optimum(rect_run: SimulatedRun, model: TactileModel) -> None:
+    """trajectory(converge=N) re-solves the whole graph: it reaches GTSAM's batch Levenberg-Marquardt
+    optimum from the same start, never has a higher energy than the online estimate, and leaves the
+    estimator's own state alone."""
+    import gtsam
+
+    from tactile_estimator.backends.isam2 import gtsam_key, pose_array, to_gtsam
+    from tactile_estimator.estimator import object_key
+
+    estimator = make(rect_run, model)
+    feed_interleaved(estimator, rect_run)
+    online = estimator.values()
+    converged = estimator.converged_values(5)
+    assert all(np.array_equal(v, online[k]) for k, v in estimator.values().items()), "the online state is kept"
+    graph = estimator.graph
+    assert graph.energy(converged) <= graph.energy(online) + 1e-9
+    factors, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
+    for factor in graph.factors:
+        factors.add(to_gtsam(factor))
+    for key in graph.initial:
+        values.insert(gtsam_key(key), gtsam.Pose2(*map(float, online[key])))
+    params = gtsam.LevenbergMarquardtParams()
+    params.setRelativeErrorTol(1e-12)
+    params.setAbsoluteErrorTol(1e-12)
+    optimum = gtsam.LevenbergMarquardtOptimizer(factors, values, params).optimize()
+    best = {k: pose_array(optimum.atPose2(gtsam_key(k))) for k in graph.initial}
+    assert graph.energy(converged) == pytest.approx(graph.energy(best), rel=1e-6)
+    stamps, poses = estimator.trajectory(converge=5)
+    expected = np.array([best[object_key(s.index)] for s in estimator.steps])
+    np.testing.assert_allclose(poses, expected, atol=1e-6)
+    assert len(stamps) == len(estimator.steps)

@@ -103,7 +103,7 @@ def replay_bag(
             continue
         estimates.extend(router.handle(message.topic, message.msgtype, message.msg))
     estimates.extend(estimator.flush())
-    stamps, smoothed = estimator.trajectory()
+    stamps, smoothed = estimator.trajectory(converge=config.final_iterations)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
