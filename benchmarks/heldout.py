@@ -1,0 +1,51 @@
+"""The training benchmark's models on every simulated run no method trained on: the 4 validation
+runs, the 6 test runs and the 9 accuracy runs (19 runs of 300 steps), replayed as a user would.
+
+Pooled RMSE over all poses of a set, final (the smoothed trajectory, re-solved at the end of the
+bag) and online. Run ``python -m benchmarks.training`` first: it writes the models this reads.
+
+Usage: python -m benchmarks.heldout [--methods start,leo-isam2,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from benchmarks.common import CACHE, append_results, simulated_bags
+from benchmarks.training import SHAPES, test_rmse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="start,supervised,leo-gn,leo-gn-plain,leo-isam2,unroll,blackbox")
+    args = parser.parse_args()
+    sets = {"validation (4)": simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4],
+            "test (6)": simulated_bags("training/test", SHAPES, 2, 300, 4000),
+            "accuracy (9)": simulated_bags("accuracy", SHAPES, 3, 300, 5000)}
+    models = CACHE / "training" / "models"
+    lines = ["| method | " + " | ".join(f"{name} final mm / deg" for name in sets) + " | all 19 final mm / deg | "
+             "all 19 online mm / deg |", "| --- | " + "--- | " * (len(sets) + 2)]
+    for method in args.methods.split(","):
+        model = None if method == "start" else models / method
+        if model is not None and not (model / "model.yaml").is_file():
+            raise SystemExit(f"no model for {method} under {models}: run python -m benchmarks.training first")
+        cells, pooled = [], {"final_t": 0.0, "final_r": 0.0, "online_t": 0.0, "online_r": 0.0}
+        count = 0
+        for name, bags in sets.items():
+            r = test_rmse(model, bags, CACHE / "heldout" / method / name.split()[0])
+            cells.append(f"{r['final_t'] * 1e3:.2f} / {math.degrees(r['final_r']):.2f}")
+            for key in pooled:
+                pooled[key] += r[key] ** 2 * len(bags)  # every run has 300 steps: pooled by run count
+            count += len(bags)
+        final = (f"{math.sqrt(pooled['final_t'] / count) * 1e3:.2f} / "
+                 f"{math.degrees(math.sqrt(pooled['final_r'] / count)):.2f}")
+        online = (f"{math.sqrt(pooled['online_t'] / count) * 1e3:.2f} / "
+                  f"{math.degrees(math.sqrt(pooled['online_r'] / count)):.2f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {final} | {online} |")
+        print(lines[-1], flush=True)
+    append_results("Training benchmark's models on 19 held-out runs", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
