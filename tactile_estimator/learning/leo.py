@@ -9,7 +9,10 @@ joint marginals or from the batched Gauss-Newton backend. The loss is
 whose gradient is the gradient of the negative log-likelihood of the ground truth under the
 Gibbs distribution p(x; θ) ∝ exp(−E(θ; x)), with its log-partition term estimated by the samples.
 The samples are constants; gradients reach θ only. Standard deviations are learned as log σ, so
-they stay positive without clamping.
+they stay positive without clamping. With ``persistence: model`` (the default) the graphs that are
+solved and sampled, and E, use each family's per-step σ (its σ divided by the persistence inflation
+the model records), and validation and the written model use the graph's σ (runs.Theta). A family
+the model records no persistence for is fitted as it is.
 
 The other methods share the loop (data, schedule, checkpoints, outputs):
 - ``supervised``: the tactile network alone, on the ground-truth relative motions (pretraining's loss);
