@@ -14,8 +14,9 @@ from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
 from tactile_estimator.learning.pretrain import (
+    inflation,
+    lag_one_correlation,
     pair_set,
-    persistence_inflation,
     pretrain,
     pushing_residuals,
     pushing_sigmas,
@@ -54,8 +55,8 @@ def test_persistence_inflation_follows_the_lag_one_correlation() -> None:
         persistent[k] = 0.9 * persistent[k - 1] + rng.normal()
     errors = np.stack([white, persistent, -white], axis=1)
     errors[:, 2] = white - np.roll(white, 1)  # lag-one correlation -0.5: clipped to 0, no inflation
-    inflation = persistence_inflation(errors[:-1], errors[1:])
-    np.testing.assert_allclose(inflation, [1.0, np.sqrt(19.0), 1.0], rtol=0.05)
+    widening = inflation(lag_one_correlation(errors[:-1], errors[1:]))
+    np.testing.assert_allclose(widening, [1.0, np.sqrt(19.0), 1.0], rtol=0.05)
 
 
 def test_tactile_sigmas_inflate_a_persistent_network_error(rect_bag: Path) -> None:

@@ -88,11 +88,6 @@ def lag_one_correlation(current: np.ndarray, following: np.ndarray) -> np.ndarra
     return np.clip(axis_correlation(current, following), 0.0, MAX_CORRELATION)
 
 
-def persistence_inflation(current: np.ndarray, following: np.ndarray) -> np.ndarray:
-    """Per component: √((1 + ρ) / (1 - ρ)) for ρ = lag_one_correlation(current, following)."""
-    return inflation(lag_one_correlation(current, following))
-
-
 def inflation(rho: np.ndarray) -> np.ndarray:
     """√((1 + ρ) / (1 - ρ)) per component: how much an error with lag-one correlation ρ widens a σ."""
     return np.sqrt((1 + rho) / (1 - rho))
