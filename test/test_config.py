@@ -54,3 +54,9 @@ def test_gauss_newton_backend_settings_are_checked() -> None:
         load_estimator_config(None, {"backend": "gtsam"})
     with pytest.raises(ConfigError, match="gauss_newton: window must be at least 2"):
         load_estimator_config(None, {"gauss_newton": {"window": 1}})
+
+
+def test_final_iterations_must_not_be_negative() -> None:
+    assert load_estimator_config(None, {"final_iterations": 0}).final_iterations == 0
+    with pytest.raises(ConfigError, match="final_iterations: -1 must be 0 or more"):
+        load_estimator_config(None, {"final_iterations": -1})

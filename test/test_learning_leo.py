@@ -223,6 +223,8 @@ def test_trainer_parameters_are_checked_by_name() -> None:
     assert load_trainer_config(None, {"learn": ["pushing:z", "camera:xy"]}).learn == ["pushing:z", "camera:xy"]
     with pytest.raises(ConfigError, match="blackbox.evals: unknown"):
         load_trainer_config(None, {"blackbox": {"evals": 3}})
+    with pytest.raises(ConfigError, match="persistence: 'white' is unknown; expected model or none"):
+        load_trainer_config(None, {"persistence": "white"})
     config = load_trainer_config(ROOT / "config" / "trainer.yaml")
     assert config.method == "leo" and config.sampler == "isam2"
 
