@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q test
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tactile_estimator test benchmarks setup.py
+	$(VENV)/bin/ruff check tactile_estimator test benchmarks launch setup.py
 
 bench: bench-deps
 	$(PY) -m benchmarks.accuracy

@@ -1,4 +1,6 @@
-"""The trainer node in watch mode: ros2 launch tactile_estimator train.launch.py bag_dir:=/data/bags out_dir:=/data/models
+"""The trainer node in watch mode:
+
+    ros2 launch tactile_estimator train.launch.py bag_dir:=/data/bags out_dir:=/data/models
 
 It retrains whenever new bags appear in bag_dir and publishes each accepted model on
 /trainer_node/model_updated, which estimator.launch.py's node follows. Add
