@@ -245,17 +245,22 @@ def parameters_from_file(path: str | Path, node_name: str) -> dict[str, Any]:
     return params
 
 
-def load_estimator_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EstimatorConfig:
-    """Read the estimator's configuration: defaults, then the file, then explicit overrides."""
+def _load(cls: type, node: str, path: str | Path | None, overrides: dict[str, Any] | None) -> Any:
+    """Defaults, then the file's ``node`` section, then explicit overrides; errors name the file."""
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(parameters_from_file(path, "estimator_node"))
+        values.update(parameters_from_file(path, node))
     values.update(overrides or {})
     try:
-        return _build(EstimatorConfig, _unflatten(values)).validate()
+        return _build(cls, _unflatten(values)).validate()
     except ConfigError as error:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{error}") from None
+
+
+def load_estimator_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EstimatorConfig:
+    """Read the estimator's configuration: defaults, then the file, then explicit overrides."""
+    return _load(EstimatorConfig, "estimator_node", path, overrides)
 
 
 LEARNABLE = ("tactile_head", "tactile_encoder", "tactile", "pushing", "contact", "ee_prior", "camera")
@@ -355,12 +360,4 @@ class TrainerConfig:
 
 def load_trainer_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainerConfig:
     """The trainer's configuration: defaults, then the file's trainer_node section, then overrides."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        values.update(parameters_from_file(path, "trainer_node"))
-    values.update(overrides or {})
-    try:
-        return _build(TrainerConfig, _unflatten(values)).validate()
-    except ConfigError as error:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{error}") from None
+    return _load(TrainerConfig, "trainer_node", path, overrides)
