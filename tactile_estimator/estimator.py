@@ -74,6 +74,14 @@ def ee_key(k: int) -> Key:
     return ("e", k)
 
 
+def family_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> np.ndarray:
+    """A factor family's sigmas: the model's learned ones where it carries them, else the config's."""
+    learned = getattr(model.weights, family)
+    if learned:
+        return np.asarray(learned, dtype=float)
+    return np.atleast_1d(np.asarray(getattr(config.noise, family), dtype=float))
+
+
 class Estimator:
     def __init__(self, config: EstimatorConfig, model: TactileModel, object_model: ObjectModel) -> None:
         self.config = config
@@ -344,11 +352,7 @@ class Estimator:
         return factors, initial
 
     def _sigmas(self, family: str) -> np.ndarray:
-        """A configured factor family's sigmas, unless the model carries learned ones."""
-        learned = getattr(self.model.weights, family)
-        if learned:
-            return np.asarray(learned, dtype=float)
-        return np.atleast_1d(np.asarray(getattr(self.config.noise, family), dtype=float))
+        return family_sigmas(self.model, self.config, family)
 
     def _attach_camera(self, final: bool) -> None:
         if not self.config.enabled("camera") or not self.steps:

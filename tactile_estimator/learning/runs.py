@@ -27,7 +27,7 @@ from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import EstimatorConfig, split_learn
-from tactile_estimator.estimator import Estimator
+from tactile_estimator.estimator import Estimator, family_sigmas
 from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
@@ -227,7 +227,7 @@ class Theta(torch.nn.Module):
         chosen = dict(split_learn(name) for name in learn)
         for family in SIGMA_FAMILIES:
             if family in chosen:
-                start = np.atleast_1d(np.asarray(initial_sigmas(model, config, family), dtype=float))
+                start = family_sigmas(model, config, family)
                 kappa = self.inflation.get(family, torch.ones(len(start), dtype=torch.float64))
                 self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start) / kappa))
                 axes = chosen[family]
@@ -276,14 +276,6 @@ class Theta(torch.nn.Module):
         codes = self.codes(run)
         with torch.set_grad_enabled(self.learns_network):
             return self.net.pair(codes[run.tactile_rows[:, 0]], codes[run.tactile_rows[:, 1]]).double()
-
-
-def initial_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> list[float]:
-    """The starting standard deviations: the model's (tactile, pushing, learned others) or the config's."""
-    learned = getattr(model.weights, family)
-    if learned:
-        return list(learned)
-    return list(np.atleast_1d(getattr(config.noise, family)))
 
 
 def factors_for(run: RunGraph, theta: Theta, predictions: torch.Tensor, white: bool = False) -> list[Factor]:
