@@ -22,8 +22,11 @@ from tactile_estimator.adapters.live import (
     diagnostic_array_msg,
     diagnostic_status,
     footprint_marker_msg,
+    inputs,
+    outputs,
     tf_msg,
 )
+from tactile_estimator.config import load_estimator_config
 from tactile_estimator.io import messages
 from tactile_estimator.io.messages import TYPESTORE
 from tactile_estimator.objects import Shape
@@ -181,3 +184,18 @@ def test_bad_settings_are_one_line_errors() -> None:
     with pytest.raises(dds.DdsError, match=f"cannot join DDS domain {DOMAIN + 1}"):
         dds.DdsBus(DOMAIN + 1, "<CycloneDDS><Domain><General><NoSuchSetting>1</NoSuchSetting></General></Domain>"
                                "</CycloneDDS>")
+
+
+def test_every_topic_kind_gets_its_ros_profile_with_the_configured_depths():
+    from tactile_estimator.adapters import qos
+
+    config = load_estimator_config(None, {"live": {"image_queue_depth": 7, "pose_queue_depth": 50}})
+    assert qos.input_profile("sensor", config) == qos.QosProfile(reliable=False, depth=7)
+    assert qos.input_profile("reliable", config) == qos.QosProfile(reliable=True, depth=50)
+    assert qos.input_profile("latched", config) == qos.QosProfile(reliable=True, depth=1, transient_local=True)
+    assert qos.output_profile("tf") == qos.QosProfile(reliable=True, depth=100)
+    assert qos.output_profile("reliable").reliable and not qos.output_profile("reliable").transient_local
+    # A kind the mapping does not know would quietly become reliable: every topic uses a known one.
+    assert {spec.qos for spec in inputs(config)} <= {"sensor", "reliable", "latched"}
+    assert {spec.qos for spec in outputs(config)} <= {"reliable", "tf"}
+    assert next(s for s in inputs(config) if s.topic == config.topics.tactile).qos == "sensor"

@@ -60,6 +60,7 @@ from cyclonedds.util import duration
 from rosbags.typesys.base import Nodetype
 from rosbags.typesys.store import Typestore
 
+from tactile_estimator.adapters.qos import LATCHED, RELIABLE, SENSOR_DATA, TF, QosProfile  # noqa: F401 (the bus's profiles)
 from tactile_estimator.io.messages import TYPESTORE
 
 log = logging.getLogger(__name__)
@@ -197,23 +198,6 @@ def _raw_topic_type(msgtype: str, typestore: Typestore = TYPESTORE) -> type[IdlS
 
 
 # ------------------------------------------------------------------------------------------- QoS
-
-
-@dataclass(frozen=True)
-class QosProfile:
-    reliable: bool
-    depth: int
-    transient_local: bool = False
-
-    def describe(self) -> str:
-        return (f"{'reliable' if self.reliable else 'best effort'}, keep last {self.depth}"
-                f"{', transient local' if self.transient_local else ''}")
-
-
-SENSOR_DATA = QosProfile(reliable=False, depth=5)
-RELIABLE = QosProfile(reliable=True, depth=10)
-LATCHED = QosProfile(reliable=True, depth=1, transient_local=True)
-TF = QosProfile(reliable=True, depth=100)
 
 
 def _qos(profile: QosProfile) -> Qos:

@@ -19,7 +19,8 @@ from types import FrameType
 from typing import Any
 
 from tactile_estimator.adapters import dds
-from tactile_estimator.adapters.live import MODEL_UPDATED, Input, LiveEstimator, Output, inputs, node_topic, outputs
+from tactile_estimator.adapters.live import MODEL_UPDATED, LiveEstimator, inputs, node_topic, outputs
+from tactile_estimator.adapters.qos import LATCHED, RELIABLE, input_profile, output_profile
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.watch import ModelWatch
@@ -56,18 +57,6 @@ class StopOnSignals:
             signal.signal(signum, handler)
 
 
-def input_profile(spec: Input, config: EstimatorConfig) -> dds.QosProfile:
-    if spec.qos == "sensor":
-        return dds.QosProfile(reliable=False, depth=config.live.image_queue_depth)
-    if spec.qos == "latched":
-        return dds.LATCHED
-    return dds.QosProfile(reliable=True, depth=config.live.pose_queue_depth)
-
-
-def output_profile(spec: Output) -> dds.QosProfile:
-    return dds.TF if spec.qos == "tf" else dds.RELIABLE
-
-
 @dataclass
 class RunResult:
     live: LiveEstimator
@@ -90,12 +79,12 @@ def run_estimator(
     started = time.monotonic()
     deadline = started + duration_s if duration_s else float("inf")
     with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
-        publishers = {o.topic: bus.publisher(node_topic(o.topic, node_name), o.msgtype, output_profile(o))
+        publishers = {o.topic: bus.publisher(node_topic(o.topic, node_name), o.msgtype, output_profile(o.qos))
                       for o in outputs(config)}
         subscribed = []
         for spec in inputs(config):
             for msgtype in spec.msgtypes:
-                bus.subscribe(spec.topic, msgtype, input_profile(spec, config))
+                bus.subscribe(spec.topic, msgtype, input_profile(spec.qos, config))
             subscribed.append(spec.topic)
 
         def publish(out: list[tuple[str, str, Any]]) -> None:
@@ -164,7 +153,7 @@ def play_bag(
     count = 0
     with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
         publishers = {
-            topic: bus.publisher(topic, msgtype, dds.LATCHED if topic in latched else dds.RELIABLE)
+            topic: bus.publisher(topic, msgtype, LATCHED if topic in latched else RELIABLE)
             for topic, msgtype in topics.items() if msgtype in bus.typestore.types
         }
         _wait_for_subscribers([publishers[t] for t in wait_for], wait_timeout_s, stop.event)
@@ -229,7 +218,7 @@ def run_trainer(
     published: list[str] = []
     topic = node_topic(MODEL_UPDATED, node_name)
     with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
-        publisher = bus.publisher(topic, messages.STRING, dds.LATCHED)
+        publisher = bus.publisher(topic, messages.STRING, LATCHED)
 
         def publish(model: Path) -> None:
             path = str(model.resolve())

@@ -34,6 +34,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_runtime_py.utilities import get_message
 from std_srvs.srv import Trigger
 
+from tactile_estimator.adapters import qos
 from tactile_estimator.adapters.live import (
     MODEL_UPDATED,
     Input,
@@ -44,7 +45,7 @@ from tactile_estimator.adapters.live import (
     outputs,
     watch_from_parameters,
 )
-from tactile_estimator.config import ConfigError, EstimatorConfig
+from tactile_estimator.config import ConfigError
 from tactile_estimator.io import bags
 from tactile_estimator.io.messages import STRING, TYPESTORE, string_msg
 from tactile_estimator.learning.datasets import DatasetError
@@ -54,16 +55,12 @@ from tactile_estimator.networks.tactile import ModelError, TactileModel
 TICK_S = 0.05
 
 
-def _qos(kind: str, config: EstimatorConfig) -> QoSProfile:
-    if kind == "sensor":
-        return QoSProfile(depth=config.live.image_queue_depth, reliability=ReliabilityPolicy.BEST_EFFORT,
-                          history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.VOLATILE)
-    if kind == "latched":
-        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    depth = 100 if kind == "tf" else config.live.pose_queue_depth
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                      durability=DurabilityPolicy.VOLATILE)
+def _qos(profile: qos.QosProfile) -> QoSProfile:
+    """qos.py's profile as rclpy's."""
+    return QoSProfile(depth=profile.depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE if profile.reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if profile.transient_local
+                      else DurabilityPolicy.VOLATILE)
 
 
 class EstimatorNode(Node):
@@ -84,7 +81,7 @@ class EstimatorNode(Node):
         self.get_logger().info(f"estimating; object {self.config.object.shape}, backend {self.config.backend}")
 
     def _publisher(self, spec: Output) -> Any:
-        return self.create_publisher(get_message(spec.msgtype), spec.topic, _qos(spec.qos, self.config))
+        return self.create_publisher(get_message(spec.msgtype), spec.topic, _qos(qos.output_profile(spec.qos)))
 
     def _subscribe(self, spec: Input, msgtype: str) -> Any:
         def callback(data: bytes) -> None:
@@ -95,8 +92,8 @@ class EstimatorNode(Node):
                 return
             self._publish(self.live.handle(spec.topic, msgtype, msg))
 
-        return self.create_subscription(get_message(msgtype), spec.topic, callback, _qos(spec.qos, self.config),
-                                        raw=True)
+        profile = _qos(qos.input_profile(spec.qos, self.config))
+        return self.create_subscription(get_message(msgtype), spec.topic, callback, profile, raw=True)
 
     def _publish(self, out: list[tuple[str, str, Any]]) -> None:
         for topic, msgtype, msg in out:
@@ -143,7 +140,7 @@ class TrainerNode(Node):
         params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
         self.watch = watch_from_parameters(params, progress=self.get_logger().info)
         self.published = 0
-        self._publisher = self.create_publisher(get_message(STRING), MODEL_UPDATED, _qos("latched", EstimatorConfig()))
+        self._publisher = self.create_publisher(get_message(STRING), MODEL_UPDATED, _qos(qos.LATCHED))
         if self.watch.latest_model is not None:
             self._announce(self.watch.latest_model)
         self.create_timer(self.watch.config.watch.poll_s, self._poll)

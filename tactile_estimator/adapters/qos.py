@@ -1,0 +1,44 @@
+"""The QoS each topic gets, in one place for both transports (cyclonedds in dds.py, rclpy in ros_nodes.py).
+
+ROS 2's profiles: sensor data (best effort, keep last N) for tactile images, reliable keep last N
+for poses and detections, latched (reliable, transient local, keep last 1) for ``/object_info``
+and the trainer's model announcements, reliable keep last 100 for ``/tf``. Publishers are reliable,
+which best-effort and reliable subscribers both match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tactile_estimator.config import EstimatorConfig
+
+
+@dataclass(frozen=True)
+class QosProfile:
+    reliable: bool
+    depth: int
+    transient_local: bool = False
+
+    def describe(self) -> str:
+        return (f"{'reliable' if self.reliable else 'best effort'}, keep last {self.depth}"
+                f"{', transient local' if self.transient_local else ''}")
+
+
+SENSOR_DATA = QosProfile(reliable=False, depth=5)
+RELIABLE = QosProfile(reliable=True, depth=10)
+LATCHED = QosProfile(reliable=True, depth=1, transient_local=True)
+TF = QosProfile(reliable=True, depth=100)
+
+
+def input_profile(kind: str, config: EstimatorConfig) -> QosProfile:
+    """A subscription's QoS by its kind (live.Input.qos); the queue depths are the config's."""
+    if kind == "sensor":
+        return QosProfile(reliable=False, depth=config.live.image_queue_depth)
+    if kind == "latched":
+        return LATCHED
+    return QosProfile(reliable=True, depth=config.live.pose_queue_depth)
+
+
+def output_profile(kind: str) -> QosProfile:
+    """A publication's QoS by its kind (live.Output.qos, or "latched")."""
+    return {"tf": TF, "latched": LATCHED}.get(kind, RELIABLE)
