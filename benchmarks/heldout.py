@@ -38,11 +38,9 @@ def main() -> None:
             for key in pooled:
                 pooled[key] += r[key] ** 2 * len(bags)  # every run has 300 steps: pooled by run count
             count += len(bags)
-        final = (f"{math.sqrt(pooled['final_t'] / count) * 1e3:.2f} / "
-                 f"{math.degrees(math.sqrt(pooled['final_r'] / count)):.2f}")
-        online = (f"{math.sqrt(pooled['online_t'] / count) * 1e3:.2f} / "
-                  f"{math.degrees(math.sqrt(pooled['online_r'] / count)):.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {final} | {online} |")
+        pooled_cells = [f"{math.sqrt(pooled[f'{kind}_t'] / count) * 1e3:.2f} / "
+                        f"{math.degrees(math.sqrt(pooled[f'{kind}_r'] / count)):.2f}" for kind in ("final", "online")]
+        lines.append(f"| {method} | " + " | ".join(cells + pooled_cells) + " |")
         print(lines[-1], flush=True)
     append_results("Training benchmark's models on 19 held-out runs", "\n".join(lines))
 

@@ -40,5 +40,5 @@ def input_profile(kind: str, config: EstimatorConfig) -> QosProfile:
 
 
 def output_profile(kind: str) -> QosProfile:
-    """A publication's QoS by its kind (live.Output.qos, or "latched")."""
-    return {"tf": TF, "latched": LATCHED}.get(kind, RELIABLE)
+    """A publication's QoS by its kind (live.Output.qos); latched publishers name LATCHED themselves."""
+    return TF if kind == "tf" else RELIABLE
