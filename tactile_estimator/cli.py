@@ -77,7 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
     overrides = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("sampler", args.sampler),
-                                   ("samples", args.samples), ("seed", args.seed)) if v is not None}
+                                   ("samples", args.samples), ("seed", args.seed), ("keep", args.keep))
+                 if v is not None}
     if args.learn:
         overrides["learn"] = [x.strip() for x in args.learn.split(",") if x.strip()]
     for name in ("poll", "settle"):
@@ -93,11 +94,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                    command=command, progress=print)
     if not result.main:
         return 0  # under torchrun, the first process reports
-    first, last = result.history[0], result.history[-1]
+    first, kept = result.history[0], result.kept
     def figures(row: dict) -> str:
         return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"
 
-    print(f"model written to {args.out} ({trainer_config.method}): validation RMSE {figures(last)} "
+    which = "" if kept is result.history[-1] else f", the model of epoch {kept['epoch']} (keep: best)"
+    print(f"model written to {args.out} ({trainer_config.method}{which}): validation RMSE {figures(kept)} "
           f"(start {figures(first)}), solver calls {result.solver_calls}, {result.wall_s:.1f} s")
     return 0
 
@@ -239,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...; "
                     "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy")
     tr.add_argument("--seed", type=int)
+    tr.add_argument("--keep", choices=["best", "last"],
+                    help="write the model of the best validation epoch (default) or of the last one")
     tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")
     tr.add_argument("--config", help="estimator parameter file (topics, offsets, noise)")

@@ -323,6 +323,9 @@ class TrainerConfig:
     # model: LEO fits the per-step sigma of a family whose error persists and the graph keeps the model's
     # persistence inflation (learning.runs.Theta); none: LEO fits the graph's sigma itself
     persistence: str = "model"
+    # best: the model written is that of the epoch with the best validation score so far (the start counts);
+    # last: the last epoch's
+    keep: str = "best"
     blackbox: BlackboxConfig = field(default_factory=BlackboxConfig)
     unroll: UnrollConfig = field(default_factory=UnrollConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -346,6 +349,8 @@ class TrainerConfig:
             raise ConfigError(f"ee_truth: '{self.ee_truth}' is unknown; expected measured or bag")
         if self.persistence not in ("model", "none"):
             raise ConfigError(f"persistence: '{self.persistence}' is unknown; expected model or none")
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"keep: '{self.keep}' is unknown; expected best or last")
         if self.blackbox.optimizer not in ("cma", "nelder-mead"):
             name = self.blackbox.optimizer
             raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")

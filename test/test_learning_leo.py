@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from tactile_estimator.io import bags, messages
 from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.baselines import unrolled_solve
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.learning.leo import CHECKPOINT, LOG_CSV, TrainingError, train
+from tactile_estimator.learning.leo import CHECKPOINT, LOG_CSV, TrainingError, train, validation_score
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.sim.pushing import simulate_run
@@ -131,7 +132,8 @@ def test_unrolled_gauss_newton_converges_to_the_batch_solution(run_graphs: list[
 
 def test_leo_training_writes_a_model_the_estimator_loads(short_bags: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "leo"
-    result = train(short_bags, short_bags[:1], out, load_estimator_config(), _config(sampler="gn"), command="test")
+    result = train(short_bags, short_bags[:1], out, load_estimator_config(), _config(sampler="gn", keep="last"),
+                   command="test")
     for name in ("weights.pt", "model.yaml", LOG_CSV, "learning_curves.png", CHECKPOINT):
         assert (out / name).is_file(), name
     assert [row["epoch"] for row in result.history] == [0, 1]
@@ -225,8 +227,10 @@ def test_trainer_parameters_are_checked_by_name() -> None:
         load_trainer_config(None, {"blackbox": {"evals": 3}})
     with pytest.raises(ConfigError, match="persistence: 'white' is unknown; expected model or none"):
         load_trainer_config(None, {"persistence": "white"})
+    with pytest.raises(ConfigError, match="keep: 'first' is unknown; expected best or last"):
+        load_trainer_config(None, {"keep": "first"})
     config = load_trainer_config(ROOT / "config" / "trainer.yaml")
-    assert config.method == "leo" and config.sampler == "isam2"
+    assert config.method == "leo" and config.sampler == "isam2" and config.keep == "best"
 
 
 def _cli(*args: str) -> list[str]:
@@ -274,6 +278,19 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(short_bags: list[Path], 
         assert wa[family] == pytest.approx(wb[family], rel=1e-12), family
     log_a, log_b = (whole / LOG_CSV).read_text().splitlines(), (parts / LOG_CSV).read_text().splitlines()
     assert len(log_a) == len(log_b) == 5
+    # keep: best (the default) wrote the epoch with the best validation score, here not the last one, and
+    # the resumed run, which saw only part of the history itself, chose the same
+    rows = list(csv.DictReader(log_b))
+    scores = [validation_score(row, rows[0]) for row in rows]
+    best = rows[int(np.argmin(scores))]
+    assert best is not rows[-1] and best is not rows[0], scores
+    description = yaml.safe_load((parts / "model.yaml").read_text())
+    assert description["training"]["epochs"] == int(best["epoch"]) and description["training"]["keep"] == "best"
+    assert description["validation"]["rmse_translation_m"] == pytest.approx(float(best["val_rmse_translation_m"]))
+    for family in ("tactile", "pushing"):
+        kept = [float(best[f"sigma_{family}_{axis}"]) for axis in "xyz"]
+        assert wb[family] == pytest.approx(kept, rel=1e-9), family
+        assert wb[family] != pytest.approx([float(rows[-1][f"sigma_{family}_{a}"]) for a in "xyz"], rel=1e-6)
 
 
 def test_two_gloo_processes_match_one(short_bags: list[Path], tmp_path: Path) -> None:

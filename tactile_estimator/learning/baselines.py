@@ -81,6 +81,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         TrainingInterrupted,
         TrainResult,
         _StopRequest,
+        validation_score,
         write_outputs,
     )
 
@@ -129,7 +130,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         assign(z)
         figures = trainer.validate()
         rmse = (figures["val_rmse_translation_m"], figures["val_rmse_rotation_rad"])
-        value = rmse[0] / reference[0] + rmse[1] / reference[1]
+        value = validation_score(figures, start)
         count["n"] += 1
         if value < best["f"]:
             best.update(z=np.array(z, dtype=float), f=value, rmse=rmse)
@@ -189,5 +190,5 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
     assign(best["z"])
     if trainer.history[-1].get("evaluations") != count["n"] or len(trainer.history) == 1:
         record(time.perf_counter())
-    return TrainResult(trainer.out_dir, trainer.history, trainer.solver_calls, trainer.wall_s,
+    return TrainResult(trainer.out_dir, trainer.history, trainer.solver_calls, trainer.wall_s, "best",
                        extra={"evaluations": count["n"]})

@@ -19,9 +19,10 @@ The other methods share the loop (data, schedule, checkpoints, outputs):
 - ``unroll``: the pose error after K differentiable Gauss-Newton iterations (baselines.py);
 - ``blackbox``: the covariances searched without gradients (baselines.py).
 
-Every epoch writes the validation RMSE to ``training_log.csv``, ``learning_curves.png``, the model
-(``weights.pt`` and ``model.yaml``) and ``checkpoint.pt``, each through a temporary file and a
-rename. SIGINT/SIGTERM finish the current update, save a checkpoint and stop; ``resume`` continues
+Every epoch writes the validation RMSE to ``training_log.csv``, ``learning_curves.png`` and
+``checkpoint.pt``, and the model (``weights.pt`` and ``model.yaml``) if its validation score is the best
+so far (``keep: best``, the default; the start counts) or always (``keep: last``), each through a
+temporary file and a rename. SIGINT/SIGTERM finish the current update, save a checkpoint and stop; ``resume`` continues
 from it with the same result as a run that was never stopped (the order of trajectories and the
 samples are drawn from seeds fixed by epoch and update, not from a running generator).
 
@@ -76,9 +77,32 @@ class TrainResult:
     history: list[dict[str, Any]]
     solver_calls: int
     wall_s: float
-    model: TactileModel | None = None
+    keep: str = "last"
     extra: dict[str, Any] = field(default_factory=dict)
     main: bool = True  # the process that validates and writes (rank 0 under torchrun)
+
+    @property
+    def kept(self) -> dict[str, Any]:
+        """The history row of the model in ``out_dir``."""
+        return kept_row(self.history, self.keep)
+
+
+def validation_score(row: dict[str, Any], start: dict[str, Any]) -> float:
+    """Translation and rotation validation RMSE, each divided by its value at the start, summed (2 at the
+    start): blackbox's objective, the epoch ``keep: best`` keeps, and the watcher's acceptance."""
+    return (float(row["val_rmse_translation_m"]) / float(start["val_rmse_translation_m"])
+            + float(row["val_rmse_rotation_rad"]) / float(start["val_rmse_rotation_rad"]))
+
+
+def kept_row(history: list[dict[str, Any]], keep: str) -> dict[str, Any]:
+    """The last row, or the first row with the lowest validation score (what ``keep: best`` writes)."""
+    if keep == "last" or "val_rmse_translation_m" not in history[0]:
+        return history[-1]
+    best = history[0]
+    for row in history[1:]:
+        if validation_score(row, history[0]) < validation_score(best, history[0]):
+            best = row
+    return best
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -288,9 +312,8 @@ class Trainer:
                 self.world.barrier()
                 if epoch < self.config.epochs and self.world.any(stop.requested):
                     self._interrupted(None, None, epoch, 0, updates)
-        return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s,
-                           TactileModel(self.model.arch, self.factor_weights(), self.theta.net), main=self.world.main,
-                           extra={"timing": dict(self.timing), "load_s": self.load_s})
+        return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s, self.config.keep,
+                           main=self.world.main, extra={"timing": dict(self.timing), "load_s": self.load_s})
 
     def _interrupted(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int, update: int,
                      updates: int) -> None:
@@ -355,7 +378,11 @@ class Trainer:
                           f"solver calls {self.solver_calls}")
 
     def _write_epoch(self, optimiser: torch.optim.Optimizer, schedule: Any) -> None:
-        write_outputs(self, self.factor_weights())
+        """The model if this epoch is the one to keep, the log and curves, then the checkpoint (last, so that
+        a run stopped in between resumes to rewrite what it had not)."""
+        if kept_row(self.history, self.config.keep) is self.history[-1]:
+            write_model(self, self.factor_weights())
+        write_log(self)
         self._save_checkpoint(optimiser, schedule, len(self.history) - 1, 0)
 
     def _save_checkpoint(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int,
@@ -414,6 +441,12 @@ def _plain(value: Any) -> Any:
 
 def write_outputs(trainer: Trainer, weights: FactorWeights) -> None:
     """The model directory, the CSV log and the learning curves, each written atomically."""
+    write_model(trainer, weights)
+    write_log(trainer)
+
+
+def write_model(trainer: Trainer, weights: FactorWeights) -> None:
+    """``weights.pt`` and ``model.yaml`` for θ now, described by the last history row."""
     out = trainer.out_dir
     last = trainer.history[-1]
     first = trainer.history[0]
@@ -432,6 +465,7 @@ def write_outputs(trainer: Trainer, weights: FactorWeights) -> None:
             "train_bags": [p.name for p in trainer.train_paths],
             "val_bags": [p.name for p in trainer.val_paths] or "the training bags",
             "epochs": int(last["epoch"]),
+            "keep": trainer.config.keep,
             "sampler": trainer.config.sampler,
             "learn": list(trainer.config.learn),
             "solver_calls": trainer.solver_calls,
@@ -445,6 +479,11 @@ def write_outputs(trainer: Trainer, weights: FactorWeights) -> None:
             "measured_on": "the batch solution of the validation runs' graphs under the trained weights",
         },
     )
+
+
+def write_log(trainer: Trainer) -> None:
+    """``training_log.csv`` and ``learning_curves.png`` for the whole history."""
+    out = trainer.out_dir
     columns = list(dict.fromkeys(k for row in trainer.history for k in row))
     text = io.StringIO()
     writer = csv.DictWriter(text, columns)

@@ -8,10 +8,10 @@ a bag that fails is rejected with its one-line reason and never retried, and the
 
 When ``min_new_bags`` accepted bags have arrived since the last round, a round trains with the
 configured method (LEO by default) from the last accepted model, on every accepted bag so far
-(``cumulative``) or on the new ones only, and writes ``OUT/model_NNNN/``. The round's first and
-last validation figures decide whether the model is accepted (``accept: improved``: the
-validation error, translation in units of 5 mm plus rotation in units of 0.05 rad, went down;
-``always``: every finished round). An accepted model becomes ``OUT/latest`` (a symlink, replaced
+(``cumulative``) or on the new ones only, and writes ``OUT/model_NNNN/``. The validation figures of
+the round's start and of the model it wrote (``keep``) decide whether the model is accepted
+(``accept: improved``: the validation score of ``leo.validation_score`` went down; ``always``:
+every finished round). An accepted model becomes ``OUT/latest`` (a symlink, replaced
 atomically) and is returned by :meth:`ModelWatch.poll` so the transport can publish it on
 ``~/model_updated``; a rejected one stays on disk for inspection and is not published.
 
@@ -37,7 +37,7 @@ from typing import Any
 from tactile_estimator.config import EstimatorConfig, TrainerConfig
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.learning.leo import CHECKPOINT, TrainingError, train
+from tactile_estimator.learning.leo import CHECKPOINT, TrainingError, train, validation_score
 from tactile_estimator.learning.runs import require_training_topics
 from tactile_estimator.networks.tactile import _atomic
 
@@ -46,13 +46,6 @@ log = logging.getLogger(__name__)
 STATE = "watch_state.json"
 LATEST = "latest"
 BAG_SUFFIXES = (".mcap", ".db3")
-TRANSLATION_UNIT_M = 0.005  # the acceptance score: 5 mm and 0.05 rad weigh alike
-ROTATION_UNIT_RAD = 0.05
-
-
-def validation_score(row: dict[str, Any]) -> float:
-    return (float(row["val_rmse_translation_m"]) / TRANSLATION_UNIT_M
-            + float(row["val_rmse_rotation_rad"]) / ROTATION_UNIT_RAD)
 
 
 class ModelWatch:
@@ -190,15 +183,16 @@ class ModelWatch:
             return self._failed(name, partial, str(error), retry=bool(culprits))
         except TrainingError as error:
             return self._failed(name, partial, str(error), retry=False)
-        first, last = result.history[0], result.history[-1]
-        accepted = self.config.watch.accept == "always" or validation_score(last) < validation_score(first)
+        first, kept = result.history[0], result.kept
+        improved = validation_score(kept, first) < validation_score(first, first)
+        accepted = self.config.watch.accept == "always" or improved
         final = self.out_dir / name
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
         record = {**{k: job[k] for k in ("number", "bags", "new_bags", "init")}, "model": name,
                   "accepted": accepted, "finished": self.clock(), "solver_calls": result.solver_calls,
-                  "wall_s": result.wall_s, "start": _figures(first), "final": _figures(last)}
+                  "wall_s": result.wall_s, "start": _figures(first), "final": _figures(kept)}
         self.state["rounds"].append(record)
         self.state["in_progress"] = None
         self._save_state()
