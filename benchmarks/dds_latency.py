@@ -19,11 +19,16 @@ import numpy as np
 
 from benchmarks.common import ROOT, append_results
 from tactile_estimator.adapters import dds
+from tactile_estimator.adapters.live import POSE_OUT, node_topic
+from tactile_estimator.adapters.router import tactile_topics
+from tactile_estimator.config import load_estimator_config
 from tactile_estimator.io import messages
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.sim.pushing import SimulatedRun, simulate_run
 
-POSE_TOPIC = "/estimator_node/object_pose"
+DEFAULTS = load_estimator_config()  # the topics `tactile-estimator run` subscribes to by default
+TOPICS, COMPRESSED = DEFAULTS.topics, tactile_topics(DEFAULTS)[1]
+POSE_TOPIC = node_topic(POSE_OUT, "estimator_node")  # run's default --node-name
 
 
 def stream(run: SimulatedRun, rate_hz: float) -> list[tuple[int, str, str, object]]:
@@ -37,12 +42,11 @@ def stream(run: SimulatedRun, rate_hz: float) -> list[tuple[int, str, str, objec
     out = []
     for f in run.tactile:
         frame = type(f)(at(f.stamp_ns), f.image, f.frame_id)
-        out.append((frame.stamp_ns, "/digit/image_raw/compressed", messages.COMPRESSED_IMAGE,
+        out.append((frame.stamp_ns, COMPRESSED, messages.COMPRESSED_IMAGE,
                     messages.compressed_image_msg(frame)))
-    out += [(at(s.stamp_ns), "/ee_pose", messages.POSE_STAMPED, messages.pose_stamped_msg(at(s.stamp_ns), s.pose,
-                                                                                          "world"))
-            for s in run.ee_poses]
-    out += [(at(d.stamp_ns), "/object_detection", messages.POSE_WITH_COVARIANCE_STAMPED,
+    out += [(at(s.stamp_ns), TOPICS.ee_pose, messages.POSE_STAMPED,
+             messages.pose_stamped_msg(at(s.stamp_ns), s.pose, "world")) for s in run.ee_poses]
+    out += [(at(d.stamp_ns), TOPICS.camera, messages.POSE_WITH_COVARIANCE_STAMPED,
              messages.pose_with_covariance_msg(at(d.stamp_ns), d.pose, d.covariance, "world")) for d in run.camera]
     return sorted(out, key=lambda item: item[0])
 
@@ -58,7 +62,7 @@ def measure(run: SimulatedRun, rate_hz: float, domain: int, warmup: int) -> dict
             raise RuntimeError(f"the estimator did not start: {line!r}")
         with dds.DdsBus(domain, dds.localhost_config()) as bus:
             bus.subscribe(POSE_TOPIC, messages.POSE_WITH_COVARIANCE_STAMPED)
-            info = bus.publisher("/object_info", messages.STRING, dds.LATCHED)
+            info = bus.publisher(TOPICS.object_info, messages.STRING, dds.LATCHED)
             info.publish(messages.string_msg(messages.object_info_to_text(run.object_info)))
             items = stream(run, rate_hz)
             publishers = {(t, m): bus.publisher(t, m) for _, t, m, _ in items}

@@ -92,92 +92,24 @@ import torch
 from scipy.linalg import cho_solve_banded, cholesky_banded
 from scipy.linalg.lapack import dtbtrs
 
+from tactile_estimator.geometry import adjoint, between, compose, inverse
+from tactile_estimator.geometry import exp as expmap
+from tactile_estimator.geometry import log as logmap
+from tactile_estimator.geometry import right_jacobian_inverse as right_jacobian_inv
+from tactile_estimator.geometry import wrap_angle as wrap
+
 ANCHOR_SIGMA = 1e-4
 AREA = (-50.0, 50.0, 0.0, 50.0)
 
 
 # --------------------------------------------------------------------------------------------
-# SE(2) on arrays (..., 3) = (x, y, θ)
+# SE(2) on arrays (..., 3) = (x, y, θ): the package's own (tactile_estimator.geometry)
 # --------------------------------------------------------------------------------------------
-
-
-def wrap(a: np.ndarray) -> np.ndarray:
-    return (a + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
-    return np.stack(
-        [
-            a[..., 0] + c * b[..., 0] - s * b[..., 1],
-            a[..., 1] + s * b[..., 0] + c * b[..., 1],
-            wrap(a[..., 2] + b[..., 2]),
-        ],
-        axis=-1,
-    )
-
-
-def inverse(a: np.ndarray) -> np.ndarray:
-    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
-    return np.stack([-(c * a[..., 0] + s * a[..., 1]), s * a[..., 0] - c * a[..., 1], -a[..., 2]], axis=-1)
-
-
-def between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a⁻¹ b."""
-    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
-    dx, dy = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]
-    return np.stack([c * dx + s * dy, -s * dx + c * dy, wrap(b[..., 2] - a[..., 2])], axis=-1)
-
-
-def _series(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """sin θ/θ, (1 − cos θ)/θ, (θ − sin θ)/θ², (1 − cos θ)/θ², with their series near 0."""
-    small = np.abs(theta) < 1e-3
-    t = np.where(small, 1.0, theta)
-    t2 = theta * theta
-    a = np.where(small, 1.0 - t2 / 6.0, np.sin(t) / t)
-    b = np.where(small, theta / 2.0 - theta * t2 / 24.0, (1.0 - np.cos(t)) / t)
-    f1 = np.where(small, theta / 6.0 - theta * t2 / 120.0, (t - np.sin(t)) / (t * t))
-    f2 = np.where(small, 0.5 - t2 / 24.0, (1.0 - np.cos(t)) / (t * t))
-    return a, b, f1, f2
-
-
-def expmap(v: np.ndarray) -> np.ndarray:
-    a, b, _, _ = _series(v[..., 2])
-    return np.stack([a * v[..., 0] - b * v[..., 1], b * v[..., 0] + a * v[..., 1], wrap(v[..., 2])], axis=-1)
-
-
-def logmap(p: np.ndarray) -> np.ndarray:
-    theta = wrap(p[..., 2])
-    a, b, _, _ = _series(theta)
-    d = a * a + b * b
-    return np.stack([(a * p[..., 0] + b * p[..., 1]) / d, (-b * p[..., 0] + a * p[..., 1]) / d, theta], axis=-1)
 
 
 def retract(p: np.ndarray, v: np.ndarray) -> np.ndarray:
     """p ⊕ v = p Exp(v) (gtsam's Pose2 retract)."""
     return compose(p, expmap(v))
-
-
-def right_jacobian_inv(v: np.ndarray) -> np.ndarray:
-    """J_r⁻¹(v): Log(Exp(v) Exp(δ)) ≈ v + J_r⁻¹(v) δ."""
-    a, b, f1, f2 = _series(v[..., 2])
-    d = a * a + b * b
-    m = np.stack([np.stack([a, -b], -1), np.stack([b, a], -1)], -2) / d[..., None, None]  # inverse of [[a, b], [-b, a]]
-    col = np.stack([v[..., 0] * f1 - v[..., 1] * f2, v[..., 0] * f2 + v[..., 1] * f1], -1)
-    out = np.zeros(v.shape[:-1] + (3, 3))
-    out[..., :2, :2] = m
-    out[..., :2, 2] = -np.einsum("...ij,...j->...i", m, col)
-    out[..., 2, 2] = 1.0
-    return out
-
-
-def adjoint(p: np.ndarray) -> np.ndarray:
-    c, s = np.cos(p[..., 2]), np.sin(p[..., 2])
-    out = np.zeros(p.shape[:-1] + (3, 3))
-    out[..., 0, 0], out[..., 0, 1], out[..., 0, 2] = c, -s, p[..., 1]
-    out[..., 1, 0], out[..., 1, 1], out[..., 1, 2] = s, c, -p[..., 0]
-    out[..., 2, 2] = 1.0
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def figures(row: dict) -> str:
         return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"
 
-    which = "" if kept is result.history[-1] else f", the model of epoch {kept['epoch']} (keep: best)"
+    which = "" if kept is result.history[-1] else f", epoch {kept['epoch']} of {result.history[-1]['epoch']}: the best"
     print(f"model written to {args.out} ({trainer_config.method}{which}): validation RMSE {figures(kept)} "
           f"(start {figures(first)}), solver calls {result.solver_calls}, {result.wall_s:.1f} s")
     return 0
@@ -119,13 +119,11 @@ def _train_watch(args: argparse.Namespace, config: EstimatorConfig, trainer_conf
         return 0
     from tactile_estimator.adapters.dds_run import run_trainer
 
-    if args.duration is not None and not args.duration > 0:
-        raise ConfigError(f"--duration {args.duration} must be positive")
+    _check_duration(args)
     domain, dds_config = _dds_settings(args)
     result = run_trainer(watch, domain_id=domain, dds_config=dds_config, duration_s=args.duration,
                          node_name=args.node_name, ready=_say)
-    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "duration reached"
-    _say(f"watch {why}: {len(result.published)} models published; {watch.describe()}")
+    _say(f"watch {_why(result, 'duration reached')}: {len(result.published)} models published; {watch.describe()}")
     return 0
 
 
@@ -166,20 +164,29 @@ def _say(text: str) -> None:
     print(f"tactile-estimator: {text}", flush=True)
 
 
+def _check_duration(args: argparse.Namespace) -> None:
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration {args.duration} must be positive")
+
+
+def _why(result: object, otherwise: str) -> str:
+    """How a live command ended: the signal that stopped it, or ``otherwise``."""
+    number = getattr(result, "signal", None)
+    return f"stopped by {signal.Signals(number).name}" if number else otherwise
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tactile_estimator.adapters.dds_run import run_estimator
     from tactile_estimator.networks.tactile import TactileModel
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
-    if args.duration is not None and not args.duration > 0:
-        raise ConfigError(f"--duration {args.duration} must be positive")
+    _check_duration(args)
     model = TactileModel.load(args.model or config.model or None)
     domain, dds_config = _dds_settings(args)
     result = run_estimator(config, model, domain_id=domain, dds_config=dds_config, duration_s=args.duration,
                            node_name=args.node_name, ready=_say)
-    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "duration reached"
-    _say(f"run {why}: {result.live.summary()}")
+    _say(f"run {_why(result, 'duration reached')}: {result.live.summary()}")
     return 0
 
 
@@ -194,8 +201,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     result = play_bag(args.bag, rate=args.rate, domain_id=domain, dds_config=dds_config,
                       latched=(config.topics.object_info,), wait_for=tuple(args.wait_for),
                       wait_timeout_s=args.wait_timeout, delay_s=args.delay, ready=_say)
-    why = f"stopped by {signal.Signals(result.signal).name}" if result.signal else "done"
-    _say(f"play {why}: {result.messages} messages on {result.topics} topics in {result.seconds:.1f} s")
+    _say(f"play {_why(result, 'done')}: {result.messages} messages on {result.topics} topics in {result.seconds:.1f} s")
     return 0
 
 
