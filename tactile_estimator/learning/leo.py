@@ -20,11 +20,12 @@ The other methods share the loop (data, schedule, checkpoints, outputs):
 - ``blackbox``: the covariances searched without gradients (baselines.py).
 
 Every epoch writes the validation RMSE to ``training_log.csv``, ``learning_curves.png`` and
-``checkpoint.pt``, and the model (``weights.pt`` and ``model.yaml``) if its validation score is the best
-so far (``keep: best``, the default; the start counts) or always (``keep: last``), each through a
-temporary file and a rename. SIGINT/SIGTERM finish the current update, save a checkpoint and stop; ``resume`` continues
-from it with the same result as a run that was never stopped (the order of trajectories and the
-samples are drawn from seeds fixed by epoch and update, not from a running generator).
+``checkpoint.pt``, and the model (``weights.pt`` and ``model.yaml``) if its validation score is the
+best so far (``keep: best``, the default; the start counts) or always (``keep: last``), each
+through a temporary file and a rename. SIGINT/SIGTERM finish the current update, save a checkpoint
+and stop; ``resume`` continues from it with the same result as a run that was never stopped (the
+order of trajectories and the samples are drawn from seeds fixed by epoch and update, not from a
+running generator).
 
 Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) each process solves its share of every update's
 trajectories and the gradients are summed across processes (gloo on CPU, nccl on CUDA), so the
@@ -90,8 +91,8 @@ class TrainResult:
 def validation_score(row: dict[str, Any], start: dict[str, Any]) -> float:
     """Translation and rotation validation RMSE, each divided by its value at the start, summed (2 at the
     start): blackbox's objective, the epoch ``keep: best`` keeps, and the watcher's acceptance."""
-    return (float(row["val_rmse_translation_m"]) / float(start["val_rmse_translation_m"])
-            + float(row["val_rmse_rotation_rad"]) / float(start["val_rmse_rotation_rad"]))
+    return (float(row["val_rmse_translation_m"]) / max(float(start["val_rmse_translation_m"]), 1e-12)
+            + float(row["val_rmse_rotation_rad"]) / max(float(start["val_rmse_rotation_rad"]), 1e-12))
 
 
 def kept_row(history: list[dict[str, Any]], keep: str) -> dict[str, Any]:
