@@ -177,10 +177,10 @@ def main() -> None:
                     finally:
                         estimator_module.Estimator._factors_for = original
                         isam2_module.to_gtsam = original_to_gtsam
+                        model.weights.tactile = shipped_tactile
                     if variant == IMAGE_ONLY:
                         freed["factors"] += tally.get("tactile", 0)
                         freed["free"] += len(covariances)
-                        model.weights.tactile = shipped_tactile
                     results.setdefault(variant, []).append((m["final_rmse_translation_m"],
                                                             m["final_rmse_rotation_rad"]))
             base = np.mean(results["without tactile"], axis=0)

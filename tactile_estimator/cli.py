@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from tactile_estimator.config import FACTOR_FAMILIES, ConfigError, EstimatorConfig, TrainerConfig, load_estimator_config
 
@@ -169,10 +170,9 @@ def _check_duration(args: argparse.Namespace) -> None:
         raise ConfigError(f"--duration {args.duration} must be positive")
 
 
-def _why(result: object, otherwise: str) -> str:
+def _why(result: Any, otherwise: str) -> str:
     """How a live command ended: the signal that stopped it, or ``otherwise``."""
-    number = getattr(result, "signal", None)
-    return f"stopped by {signal.Signals(number).name}" if number else otherwise
+    return f"stopped by {signal.Signals(result.signal).name}" if result.signal else otherwise
 
 
 def cmd_run(args: argparse.Namespace) -> int:
