@@ -46,7 +46,7 @@ bench-deps: $(STAMP)
 # Remake the shipped model in models/ (see models/model.yaml for what it was made from).
 model: $(STAMP)
 	rm -rf build/train_bags
-	$(VENV)/bin/tactile-estimator simulate --out build/train_bags --runs 24 --steps 300 --seed 0 --object rect,disc,ellipse
+	$(VENV)/bin/tactile-estimator simulate --out build/train_bags --runs 60 --steps 300 --seed 0 --object rect,disc,ellipse
 	$(VENV)/bin/tactile-estimator pretrain build/train_bags --out models --epochs 10
 
 clean:

@@ -1,6 +1,7 @@
 """Update latency per tactile frame (network included) as a run grows, against a batch re-solve.
 
-For runs of 300, 1,000 and 3,000 steps: the iSAM2 update latency over all steps, and, as the
+For runs of 300, 1,000 and 3,000 steps, with the camera and tactile-only (``--regime``): the iSAM2
+update latency over all steps, and, as the
 naive peer, one gtsam Levenberg-Marquardt solve of the whole graph from scratch at the run's
 final size, which is what a batch estimator would pay at that step.
 """
@@ -20,6 +21,8 @@ from tactile_estimator.adapters.replay import replay_bag
 from tactile_estimator.backends.isam2 import gtsam_key, to_gtsam
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.networks.tactile import TactileModel
+
+REGIMES = {"camera": [], "tactile-only": ["camera"]}  # disabled factor families; the first detection still seeds o_0
 
 
 def batch_solve_seconds(graph) -> tuple[float, int]:
@@ -77,6 +80,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the network")
     parser.add_argument("--backend", default="isam2", choices=["isam2", "gn"])
+    parser.add_argument("--regime", nargs="+", default=list(REGIMES), choices=list(REGIMES),
+                        help="camera: the bag as simulated; tactile-only: camera factors off after the first pose")
     parser.add_argument("--relinearization", action="store_true",
                         help="iSAM2: also report how many variables the slowest updates relinearized")
     args = parser.parse_args()
@@ -85,22 +90,24 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     model = TactileModel.load(None)
-    config = load_estimator_config(None, {"backend": args.backend})
     name = {"isam2": "iSAM2", "gn": "GN"}[args.backend]
-    rows = [f"| steps | factors | {name} p50 ms | {name} p99 ms | {name} max ms | p99 last 10 % ms | "
-            "batch LM solve at final size s (iterations) |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for steps in args.steps:
-        (bag,) = simulated_bags("latency", ["rect"], 1, steps, args.seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            result = replay_bag(bag, config, model, tmp)
-        latency = np.array([e.update_ms for e in result.estimates])
-        tail = latency[int(0.9 * len(latency)):]
-        seconds, iterations = batch_solve_seconds(result.graph)
-        rows.append(
-            f"| {steps} | {len(result.graph)} | {np.percentile(latency, 50):.2f} | {np.percentile(latency, 99):.2f} | "
-            f"{latency.max():.2f} | {np.percentile(tail, 99):.2f} | {seconds:.2f} ({iterations}) |"
-        )
-        print(rows[-1], flush=True)
+    rows = [f"| regime | steps | factors | {name} p50 ms | {name} p99 ms | {name} max ms | p99 last 10 % ms | "
+            "batch LM solve at final size s (iterations) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for regime in args.regime:
+        config = load_estimator_config(None, {"backend": args.backend, "disabled_factors": REGIMES[regime]})
+        for steps in args.steps:
+            (bag,) = simulated_bags("latency", ["rect"], 1, steps, args.seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay_bag(bag, config, model, tmp)
+            latency = np.array([e.update_ms for e in result.estimates])
+            tail = latency[int(0.9 * len(latency)):]
+            seconds, iterations = batch_solve_seconds(result.graph)
+            rows.append(
+                f"| {regime} | {steps} | {len(result.graph)} | {np.percentile(latency, 50):.2f} | "
+                f"{np.percentile(latency, 99):.2f} | {latency.max():.2f} | {np.percentile(tail, 99):.2f} | "
+                f"{seconds:.2f} ({iterations}) |"
+            )
+            print(rows[-1], flush=True)
     body = "\n".join(rows) + (
         "\n\nLatency is the wall time from a tactile frame's arrival (its end-effector pose known) to its "
         "estimate with marginal covariance: contact detection, the network, factor creation and the "

@@ -19,6 +19,11 @@ corner of that face lies in the image (within half its 18 mm width of the contac
 the full oracle, whose curvature makes every motion visible in principle, so the variant is an
 upper bound for a model that reads only the image.
 
+The per-frame contact-normal factor (factors/tactile_normal.py) has its own rows: the network with
+only the pair factor or only the normal factor, and "oracle, contact normal", whose normal readings
+are the truth (σ 0.2 mrad) on the frames where the network makes one, the pair factors switched off.
+``--regime tactile-only`` runs every row without camera factors after the first pose.
+
 ``--pushing-scale 1 3 10`` repeats the table with the quasi-static pushing sigmas multiplied by each
 factor. The pushing model's error at ground truth persists through a sliding stretch, so the graph,
 which takes factors' errors as independent, counts it many times over; a tactile model that is
@@ -40,8 +45,9 @@ from tactile_estimator import geometry as se2
 from tactile_estimator.adapters.replay import replay_bag
 from tactile_estimator.backends import isam2 as isam2_module
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.factors import relative_sensor_motion
+from tactile_estimator.factors import ObjectModel, relative_sensor_motion
 from tactile_estimator.factors.tactile import sensor_in_object
+from tactile_estimator.factors.tactile_normal import contact_normal_deviation
 from tactile_estimator.learning.datasets import load_trajectory
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Pusher, Shape, foot_point
@@ -55,6 +61,13 @@ ORACLES = {
     "oracle, what the image shows": ([2e-5, 2e-5, 2e-4], 0.0),
 }
 IMAGE_ONLY = "oracle, what the image shows"
+NORMAL_ORACLE = "oracle, contact normal"
+NORMAL_ORACLE_SIGMA = 2e-4  # rad
+TACTILE_FAMILIES = ["tactile", "tactile_normal"]
+# Network rows: which tactile families each switches off.
+NETWORK_VARIANTS = {"network": [], "network, θ only": [], "network, pair factor only": ["tactile_normal"],
+                    "network, contact normal only": ["tactile"]}
+REGIMES = {"camera": [], "tactile-only": ["camera"]}
 CARRIES_NOTHING = 0.5  # an oracle σ this wide (metres or radians) stands for "not measured": no noise is added
 IMAGE_HALF_WIDTH_M = 0.009  # 240 columns of 0.075 mm: a corner this close to the contact along the face is seen
 UNSEEN_SIGMA = 1.0  # along the unseen direction
@@ -129,6 +142,36 @@ def with_oracle(truth, sigmas: list[float], rng: np.random.Generator, episode_ga
     return factors_for
 
 
+def with_normal_oracle(truth, rng: np.random.Generator, object_model):
+    """A _factors_for whose contact-normal readings are the true ones, plus white noise of NORMAL_ORACLE_SIGMA."""
+    original = estimator_module.Estimator._factors_for
+
+    def factors_for(self, step, previous):
+        factors, initial = original(self, step, previous)
+        out = []
+        for f in factors:
+            if f.family == "tactile_normal":
+                j = np.searchsorted(truth.stamps, step.stamp_ns)
+                true = contact_normal_deviation(truth.truth[j], truth.ee[j], object_model)
+                f = dataclasses.replace(f, measurement=np.atleast_1d(true + rng.normal(0, NORMAL_ORACLE_SIGMA)),
+                                        sigmas=np.array([NORMAL_ORACLE_SIGMA]))
+            out.append(f)
+        return out, initial
+
+    return factors_for
+
+
+def disabled_for(variant: str) -> list[str]:
+    """The tactile families a row switches off."""
+    if variant == "without tactile":
+        return TACTILE_FAMILIES
+    if variant == NORMAL_ORACLE:
+        return ["tactile"]
+    if variant in NETWORK_VARIANTS:
+        return NETWORK_VARIANTS[variant]
+    return ["tactile_normal"]  # the relative-motion oracles replace the pair factor alone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs-per-shape", type=int, default=3)
@@ -137,11 +180,12 @@ def main() -> None:
     parser.add_argument("--pushing-scale", type=float, nargs="+", default=[1.0],
                         help="multiply the shipped pushing sigmas by each of these (one table row group each)")
     parser.add_argument("--variants", nargs="+", help="the rows to run, by name (default: all)")
+    parser.add_argument("--regime", choices=list(REGIMES), default="camera")
     args = parser.parse_args()
-    variants = ["without tactile", "network", "network, θ only", *ORACLES]
+    variants = ["without tactile", *NETWORK_VARIANTS, *ORACLES, NORMAL_ORACLE]
     if args.variants:
         variants = ["without tactile"] + [v for v in args.variants if v != "without tactile"]
-        unknown = set(variants) - {"without tactile", "network", "network, θ only", *ORACLES}
+        unknown = set(variants) - {"without tactile", *NETWORK_VARIANTS, *ORACLES, NORMAL_ORACLE}
         if unknown:
             parser.error(f"--variants: unknown {sorted(unknown)}")
     freed = {"factors": 0, "free": 0}
@@ -158,9 +202,12 @@ def main() -> None:
             model.weights.pushing = [scale * s for s in shipped_pushing]
             results: dict[str, list[tuple[float, float]]] = {}
             for variant in variants:
-                config = load_estimator_config(None, {"disabled_factors": ["tactile"] if variant == "without tactile"
-                                                      else []})
+                config = load_estimator_config(
+                    None, {"disabled_factors": disabled_for(variant) + REGIMES[args.regime]})
                 for bag in bags:
+                    if variant == NORMAL_ORACLE:
+                        estimator_module.Estimator._factors_for = with_normal_oracle(
+                            truths[bag], np.random.default_rng(0), ObjectModel.for_shape(truths[bag].shape))
                     if variant in ORACLES:
                         sigmas, gain = ORACLES[variant]
                         covariances, tally = None, {}
@@ -191,8 +238,9 @@ def main() -> None:
                 print(rows[-1], flush=True)
     model.weights.pushing = shipped_pushing
     body = "\n".join(rows) + (
-        f"\n\n{len(bags)} runs ({args.runs_per_shape} per object, {args.steps} steps, seeds {args.seed}+), iSAM2, "
-        "mean over runs; gains against the same pushing σ without tactile factors. Oracle σ (x, y, θ): "
+        f"\n\n{len(bags)} runs ({args.runs_per_shape} per object, {args.steps} steps, seeds {args.seed}+), "
+        f"regime {args.regime}, iSAM2, mean over runs; gains against the same pushing σ without tactile factors. "
+        "Oracle σ (x, y, θ): "
         + "; ".join(f"{k}: {v}" + (f", per-episode gain σ {g}" if g else "") for k, (v, g) in ORACLES.items())
         + ". Pushing σ ×1 is the shipped model's: "
         + ", ".join(f"{s:.2g}" for s in shipped_pushing) + "."

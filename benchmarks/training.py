@@ -37,8 +37,11 @@ from tactile_estimator.networks.tactile import TactileModel
 SHAPES = ["rect", "disc", "ellipse"]
 
 
-def test_rmse(model_dir: Path | None, bags: list[Path], out: Path) -> dict[str, float]:
-    config = load_estimator_config()
+REGIMES = {"camera": [], "tactile-only": ["camera"]}  # disabled factor families; the first detection seeds o_0
+
+
+def test_rmse(model_dir: Path | None, bags: list[Path], out: Path, regime: str = "camera") -> dict[str, float]:
+    config = load_estimator_config(None, {"disabled_factors": REGIMES[regime]})
     model = TactileModel.load(model_dir)
     online_t, online_r, final_t, final_r, counts = [], [], [], [], []
     for bag in bags:
@@ -63,14 +66,16 @@ def main() -> None:
     parser.add_argument("--methods", default="start,supervised,leo-gn,leo-gn-plain,leo-isam2,unroll,blackbox")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--learn", help="comma list: what LEO learns (default: config/trainer.yaml's learn)")
+    parser.add_argument("--regime", choices=list(REGIMES), default="camera",
+                        help="the graphs trained, validated and tested on: with camera factors, or tactile-only")
     parser.add_argument("--blackbox-learn", default="tactile,pushing",
                         help="what blackbox searches: every axis of both sigma families, its strongest form")
     args = parser.parse_args()
     train_bags = simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20]
     val_bags = simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4]
     test_bags = simulated_bags("training/test", SHAPES, 2, 300, 4000)
-    out_root = CACHE / "training" / "models"
-    config = load_estimator_config()
+    out_root = CACHE / "training" / ("models" if args.regime == "camera" else f"models-{args.regime}")
+    config = load_estimator_config(None, {"disabled_factors": REGIMES[args.regime]})
     rows = []
     timing_lines = []
     for method in args.methods.split(","):
@@ -105,7 +110,7 @@ def main() -> None:
                                                  ("network", "solve_and_sample", "energy", "backward", "validation"))
                                     + " |")
         first, kept = result.history[0], result.kept
-        test = test_rmse(model_dir, test_bags, CACHE / "training" / "replay" / method)
+        test = test_rmse(model_dir, test_bags, CACHE / "training" / "replay" / method, args.regime)
         rows.append((method, epochs, kept, validation_score(kept, first), test, wall, calls))
         val_t, val_r = kept["val_rmse_translation_m"] * 1e3, math.degrees(kept["val_rmse_rotation_rad"])
         print(method, f"val {val_t:.2f} mm {val_r:.2f} deg (start {first['val_rmse_translation_m'] * 1e3:.2f}), "
@@ -123,7 +128,7 @@ def main() -> None:
                      f"{calls} ({kept['solver_calls']}) |")
     body = "\n".join(lines)
     leo_learn = args.learn or ",".join(load_trainer_config().learn)
-    body += f"\n\nLEO learns: {leo_learn}; blackbox searches: {args.blackbox_learn}."
+    body += f"\n\nRegime: {args.regime}. LEO learns: {leo_learn}; blackbox searches: {args.blackbox_learn}."
     if timing_lines:
         body += ("\n\nSeconds per epoch (20 runs of 300 steps), and where they go:\n\n"
                  "| method | epoch | network | solve and sample | energy | backward | validation |\n"

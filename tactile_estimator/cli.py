@@ -28,6 +28,8 @@ def _config(args: argparse.Namespace) -> EstimatorConfig:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import math
+
     from tactile_estimator.objects import DEFAULT_SIZES, Shape
     from tactile_estimator.sim.pushing import SensorNoise, simulate_run
     from tactile_estimator.sim.recording import write_run_bag
@@ -36,13 +38,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for kind in kinds:
         if kind not in DEFAULT_SIZES:
             raise ConfigError(f"--object: '{kind}' is unknown; expected rect, disc or ellipse")
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps} must be at least 1")
+    if not math.isfinite(args.camera_rate) or args.camera_rate <= 0.0:
+        raise ConfigError(f"--camera-rate {args.camera_rate} must be positive")
+    if not 0.0 <= args.camera_dropout <= 1.0:
+        raise ConfigError(f"--camera-dropout {args.camera_dropout} is a fraction in [0, 1]")
     noise = SensorNoise(camera_dropout=args.camera_dropout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for run in range(args.runs):
         kind = kinds[run % len(kinds)]
         seed = args.seed + run
-        result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise)
+        result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise,
+                              camera_rate_hz=args.camera_rate, camera_first_only=args.camera_first_only)
         path = out / f"run_{seed:04d}_{kind}"
         write_run_bag(result, path, storage=args.storage)
         contact = sum(result.in_contact) / max(len(result.in_contact), 1)
@@ -224,7 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--object", default="rect", help="rect, disc, ellipse, or a comma list used in turn")
     sim.add_argument("--seed", type=int, default=0, help="run i uses seed + i")
     sim.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    sim.add_argument("--camera-rate", type=float, default=2.0, metavar="HZ", help="camera frame rate")
     sim.add_argument("--camera-dropout", type=float, default=0.3, help="least fraction of camera frames lost")
+    sim.add_argument("--camera-first-only", action="store_true",
+                     help="first detection only: every later one is lost, as when the arm occludes the object "
+                          "for the whole run (tactile-only pushing)")
     sim.set_defaults(func=cmd_simulate)
 
     pre = sub.add_parser("pretrain", help="train the tactile network from bags with ground truth")

@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-FACTOR_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera", "first_pose")
+FACTOR_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera", "first_pose")
 
 
 class ConfigError(ValueError):
@@ -263,7 +263,7 @@ def load_estimator_config(path: str | Path | None = None, overrides: dict[str, A
     return _load(EstimatorConfig, "estimator_node", path, overrides)
 
 
-LEARNABLE = ("tactile_head", "tactile_encoder", "tactile", "pushing", "contact", "ee_prior", "camera")
+LEARNABLE = ("tactile_head", "tactile_encoder", "tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
 SIGMA_AXES = ("tactile", "pushing", "ee_prior", "camera")  # families whose sigma has x, y and θ
 TRAIN_METHODS = ("leo", "supervised", "blackbox", "unroll")
 SAMPLERS = ("isam2", "gn")

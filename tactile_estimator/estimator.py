@@ -26,6 +26,7 @@ from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors.tactile import sensor_in_object
+from tactile_estimator.factors.tactile_normal import symmetry
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.records import CameraDetection, Estimate, PoseSample, TactileFrame
@@ -91,6 +92,7 @@ class Estimator:
         self.events: Counter[str] = Counter()
         self.steps: list[Step] = []
         self.skipped_frames = 0
+        self.normal_at_corner = 0  # contact frames whose normal head saw a corner: no tactile_normal factor
         self.graph = FactorGraph()
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure
@@ -250,7 +252,7 @@ class Estimator:
         if contact and (previous is None or not previous.in_contact):
             self._episode += 1
         code = None
-        if contact and self.config.enabled("tactile"):
+        if contact and (self.config.enabled("tactile") or self.config.enabled("tactile_normal")):
             code = self.model.encode(frame.image[None], self._contact.background)[0]
         step = Step(k, frame.stamp_ns, ee_pose, contact, self._episode if contact else None, code)
         self.steps.append(step)
@@ -338,7 +340,17 @@ class Estimator:
                     factors.append(Factor("at_rest", keys[:2], np.zeros(3), TRANSITION_SIGMAS))
         if step.in_contact and cfg.enabled("contact"):
             factors.append(Factor("contact", (o_k, e_k), np.zeros(0), self._sigmas("contact"), self.object_model))
-        if step.code is not None:
+        if step.code is not None and self.model.has_normal_head and cfg.enabled("tactile_normal"):
+            normal, corner = self.model.contact_normals(step.code[None], symmetry(self.object_model.shape.kind))
+            if corner[0]:
+                self.normal_at_corner += 1  # a corner's reading is not certain enough to be a factor (pretrain.py)
+            elif np.isfinite(normal).all() and abs(normal[0]) < math.pi:
+                factors.append(Factor("tactile_normal", (o_k, e_k), normal, np.asarray(weights.tactile_normal),
+                                      self.object_model))
+            else:
+                self.reject("unreadable_tactile_frame",
+                            f"tactile frame at {step.stamp_ns}: the network's contact normal is {normal[0]}")
+        if step.code is not None and cfg.enabled("tactile"):
             partners = [
                 self.steps[k - d] for d in cfg.tactile_offsets
                 if k - d >= 0 and self.steps[k - d].episode == step.episode and self.steps[k - d].code is not None

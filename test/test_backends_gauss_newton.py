@@ -138,12 +138,13 @@ def test_marginals_outside_the_window_are_refused(graph: FactorGraph) -> None:
 @pytest.mark.parametrize(("family", "kind"), TORCH_FORM_CASES)
 def test_torch_func_jacobians_equal_the_analytic_and_numerical_ones(family: str, kind: str) -> None:
     """Random poses (touching ones for contact and pushing). Analytic families agree to 1e-9; pushing,
-    whose current Jacobian is central differences (step 1e-6), to 1e-7."""
+    whose current Jacobian is central differences (step 1e-6), to 1e-7; tactile_normal to 1e-6."""
     poses, measurement = poses_for(family, kind, n=16)
     as_t, m = [torch.from_numpy(p) for p in poses], torch.from_numpy(measurement)
     model = TORCH_FORM_MODELS[kind]
     r_ref, reference = tf.JACOBIANS[family](as_t, m, model)
-    tol = 1e-7 if family == "pushing" else 1e-9
+    # tactile_normal's normal turns by 1/d (d ≈ 12 mm) per metre: its differences carry ~1e-7 of rounding
+    tol = {"pushing": 1e-7, "tactile_normal": 1e-6}.get(family, 1e-9)
     for transform in tf.AUTODIFF_TRANSFORMS:
         r, jacobians = tf.autodiff_jacobians(tf.RESIDUALS[family], as_t, m, model, transform)
         torch.testing.assert_close(r, r_ref, atol=1e-12, rtol=0.0)

@@ -69,7 +69,7 @@ def test_marginal_covariance_of_a_single_prior_is_its_covariance() -> None:
 
 @pytest.mark.parametrize("shape", [Shape("rect", (0.1, 0.08)), Shape("disc", (0.05,)), Shape("ellipse", (0.065, 0.045)),
                                    Shape("ellipse", (0.03, 0.06))])
-@pytest.mark.parametrize("family", ["pushing", "contact"])
+@pytest.mark.parametrize("family", ["pushing", "contact", "tactile_normal"])
 def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, family: str, seed: int = 11) -> None:
     """The gtsam callbacks compute on floats with analytic Jacobians: held to the numpy family around
     the whole boundary, at faces, corners and curved edges, in and out of contact (±3 mm)."""
@@ -90,7 +90,8 @@ def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, fam
                  ("e", 1): se2.compose(e0, rng.normal(0, 0.004, 3))}
         keys = ((("o", 0), ("o", 1), ("e", 0), ("e", 1)) if family == "pushing" else (("o", 0), ("e", 0)))
         sigmas = np.ones(3 if family == "pushing" else 1)
-        factor = Factor(family, keys, np.zeros(0), sigmas, model)
+        measurement = np.array([rng.normal(0, 0.2)]) if family == "tactile_normal" else np.zeros(0)
+        factor = Factor(family, keys, measurement, sigmas, model)
         values = gtsam.Values()
         for key, pose in poses.items():
             values.insert(gtsam_key(key), gtsam.Pose2(*pose))

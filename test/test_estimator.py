@@ -52,7 +52,7 @@ def test_every_frame_becomes_a_step_with_a_covariance(rect_run: SimulatedRun, mo
     assert np.sqrt(np.mean(trans**2)) < 0.01
     assert np.sqrt(np.mean(rot**2)) < np.radians(5)
     families = {f.family for f in estimator.graph.factors}
-    assert {"tactile", "pushing", "contact", "ee_prior", "camera", "first_pose"} <= families
+    assert {"tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera", "first_pose"} <= families
 
 
 def test_contact_read_from_images_matches_the_simulator(rect_run: SimulatedRun, model: TactileModel) -> None:
@@ -85,7 +85,7 @@ def test_keyframe_policy_keeps_every_nth_frame(rect_run: SimulatedRun, model: Ta
     assert estimator.skipped_frames == len(rect_run.tactile) - len(estimates)
 
 
-@pytest.mark.parametrize("family", ["tactile", "pushing", "contact", "camera"])
+@pytest.mark.parametrize("family", ["tactile", "tactile_normal", "pushing", "contact", "camera"])
 def test_disabled_family_adds_no_factor(rect_run: SimulatedRun, model: TactileModel, family: str) -> None:
     estimator = make(rect_run, model, disabled_factors=[family])
     estimates = feed_interleaved(estimator, rect_run)
@@ -201,3 +201,31 @@ def test_converged_trajectory_is_the_graphs_batch_optimum(rect_run: SimulatedRun
     expected = np.array([best[object_key(s.index)] for s in estimator.steps])
     np.testing.assert_allclose(poses, expected, atol=1e-6)
     assert len(stamps) == len(estimator.steps)
+
+
+@pytest.mark.parametrize("disabled", [[], ["tactile"]])
+def test_each_contact_step_gets_one_contact_normal_factor_unless_it_shows_a_corner(
+        rect_run: SimulatedRun, model: TactileModel, disabled: list[str]) -> None:
+    """The normal factor needs no pair factor beside it; frames the head calls a corner get none."""
+    estimator = make(rect_run, model, disabled_factors=disabled)
+    feed_interleaved(estimator, rect_run)
+    normal_steps = [f.keys[0][1] for f in estimator.graph.factors if f.family == "tactile_normal"]
+    coded = {s.index for s in estimator.steps if s.code is not None}
+    assert normal_steps == sorted(set(normal_steps)) and set(normal_steps) <= coded
+    assert len(normal_steps) + estimator.normal_at_corner == len(coded) > 0
+    assert len(normal_steps) > 20 and estimator.normal_at_corner > 20  # this run pushes a corner, then a face
+    assert all(f.sigmas.tolist() == model.weights.tactile_normal
+               for f in estimator.graph.factors if f.family == "tactile_normal")
+
+
+def test_frames_the_normal_head_cannot_read_are_counted_and_the_estimate_goes_on(rect_run: SimulatedRun) -> None:
+    broken = TactileModel.load()
+    with torch.no_grad():
+        broken.net.normal_head[-1].bias.fill_(float("nan"))
+    estimator = make(rect_run, broken)
+    estimates = feed_interleaved(estimator, rect_run)
+    assert len(estimates) == len(rect_run.tactile)
+    coded = sum(s.code is not None for s in estimator.steps)
+    assert coded > 0 and estimator.dropped["unreadable_tactile_frame"] == coded
+    assert "tactile_normal" not in {f.family for f in estimator.graph.factors}
+    assert all(np.isfinite(e.pose).all() for e in estimates)

@@ -14,8 +14,10 @@ from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
 from tactile_estimator.learning.pretrain import (
+    frame_normals,
     inflation,
     lag_one_correlation,
+    normal_sigma,
     pair_set,
     pretrain,
     pushing_residuals,
@@ -82,7 +84,8 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     description = yaml.safe_load((out / "model.yaml").read_text())
     assert description["training"]["train_bags"] == [rect_bag.name]
     assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
-    assert set(description["factor_persistence"]) == {"tactile", "pushing"}
+    assert set(description["factor_persistence"]) == {"tactile", "tactile_normal", "pushing"}
+    assert model.has_normal_head and len(model.weights.tactile_normal) == 1
     assert model.persistence["pushing"] == pytest.approx(pushing_sigmas([load_trajectory(
         rect_bag, load_estimator_config(), Architecture())])[1])
     assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
@@ -96,3 +99,26 @@ def test_training_bag_without_ground_truth_is_refused_naming_the_topic(rect_bag:
                 writer.write(message.topic, message.msgtype, message.log_time_ns, message.msg)
     with pytest.raises(DatasetError, match="/object_ground_truth"):
         load_trajectory(stripped, load_estimator_config(), Architecture())
+
+
+def test_frame_normals_are_the_true_deviation_in_contact_and_unknown_elsewhere(rect_bag: Path) -> None:
+    trajectory = load_trajectory(rect_bag, load_estimator_config(), Architecture())
+    normals = frame_normals(trajectory)
+    assert np.isnan(normals[~trajectory.in_contact]).all()
+    assert np.isfinite(normals[trajectory.in_contact]).all()
+    # In contact the sensor faces the object: its normal deviates from the sensor's axis by well under 90°.
+    assert np.abs(normals[trajectory.in_contact]).max() < np.pi / 2
+
+
+def test_normal_sigma_inflates_an_error_that_persists_through_an_episode(rect_bag: Path) -> None:
+    """A network whose normal head says 0 everywhere (and never "corner") errs by the true deviation,
+    which changes slowly within an episode: its σ is its RMS times the AR(1) inflation of that slow error."""
+    trajectory = load_trajectory(rect_bag, load_estimator_config(), Architecture())
+    net = TactileNet(Architecture(normal_hidden=8))
+    for parameter in net.normal_head.parameters():
+        torch.nn.init.zeros_(parameter)
+    sigma, rho = normal_sigma(net, [trajectory])
+    normals = frame_normals(trajectory)
+    rms = float(np.sqrt(np.nanmean(normals**2)))
+    assert rho[0] > 0.8
+    assert sigma[0] == pytest.approx(rms * float(inflation(np.array(rho))[0]), rel=1e-3)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
 from tactile_estimator.cli import main
@@ -142,3 +143,22 @@ def test_shipped_model_loads_without_pickle(tmp_path: Path) -> None:
     result = run_cli("replay", "x", "--model", str(broken))
     assert result.returncode == 2 and "weights.pt" in result.stderr
     assert model_dir.exists()
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda d: d["factor_weights"].pop("tactile_normal"), "factor_weights.tactile_normal"),
+    (lambda d: d["factor_weights"].update(tactile_normal=[-0.1]), "factor_weights.tactile_normal"),
+    (lambda d: d["factor_weights"].update(tactile_normal=[0.1, 0.2]), "factor_weights.tactile_normal"),
+    (lambda d: d["architecture"].update(normal_hidden=-3), "architecture.normal_hidden"),
+    (lambda d: d["architecture"].update(normal_hidden=0), "architecture.normal_hidden"),
+])
+def test_an_inconsistent_normal_head_is_refused_naming_the_file_and_field(tmp_path: Path, edit, field: str) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    description = yaml.safe_load((broken / "model.yaml").read_text())
+    edit(description)
+    (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    result = run_cli("replay", "x", "--model", str(broken))
+    assert result.returncode == 2, result.stderr
+    assert "model.yaml" in result.stderr and field in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tactile_estimator import geometry as se2
+from tactile_estimator.cli import main
 from tactile_estimator.objects import DEFAULT_SIZES, SHAPES, Pusher, Shape
 from tactile_estimator.sim.pushing import (
     FIRST_STAMP_NS,
@@ -173,6 +176,40 @@ def test_camera_drops_frames_and_reports_its_noise(runs: dict[str, SimulatedRun]
 def test_heavier_dropout_drops_more() -> None:
     run = simulate_run(DISC, 90, 3, noise=SensorNoise(camera_dropout=0.8), renderer=TactileRenderer(noise_std=0.0))
     assert 1.0 - len(run.camera) / run.params["camera_frames"] >= 0.8
+
+
+def test_first_detection_only_keeps_the_earliest_detection() -> None:
+    default, first_only = (simulate_run(RECT, 90, 5, camera_first_only=only) for only in (False, True))
+    assert len(default.camera) > 1 and len(first_only.camera) == 1
+    kept, earliest = first_only.camera[0], default.camera[0]
+    assert kept.stamp_ns == earliest.stamp_ns == FIRST_STAMP_NS
+    np.testing.assert_array_equal(kept.pose, earliest.pose)
+    np.testing.assert_array_equal(kept.covariance, earliest.covariance)
+    np.testing.assert_array_equal(np.stack([s.pose for s in first_only.ground_truth]),
+                                  np.stack([s.pose for s in default.ground_truth]))
+    assert first_only.params["camera_first_only"] and not default.params["camera_first_only"]
+    assert first_only.params["camera_frames"] == default.params["camera_frames"]
+
+
+def test_camera_rate_scales_the_detections() -> None:
+    """Four times the rate, four times the frames; the dropouts keep the detections roughly in proportion."""
+    slow, fast = (simulate_run(RECT, 300, 0, camera_rate_hz=rate, renderer=TactileRenderer(noise_std=0.0))
+                  for rate in (5.0, 20.0))
+    assert fast.params["camera_frames"] == 4 * slow.params["camera_frames"] == 200
+    assert np.diff([d.stamp_ns for d in fast.camera]).min() >= 50_000_000
+    assert 3.0 < len(fast.camera) / len(slow.camera) < 5.0
+
+
+def test_simulate_cli_takes_camera_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--steps", "60", "--camera-rate", "4",
+                 "--camera-first-only"]) == 0
+    assert "camera detections 1" in capsys.readouterr().out
+    for rate in ("0", "-1", "nan", "inf"):
+        assert main(["simulate", "--out", str(tmp_path), "--camera-rate", rate]) == 2
+        error = capsys.readouterr().err
+        assert "--camera-rate" in error and error.count("\n") == 1
+    with pytest.raises(ValueError, match="camera_rate_hz"):
+        simulate_run(RECT, 10, 1, camera_rate_hz=float("nan"))
 
 
 def test_ee_noise_has_the_configured_spread(runs: dict[str, SimulatedRun]) -> None:

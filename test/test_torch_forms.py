@@ -11,25 +11,27 @@ from tactile_estimator import geometry as se2
 from tactile_estimator.factors import FAMILIES
 from tactile_estimator.factors import torch_forms as tf
 
-FAMILY_KEYS = {"tactile": 4, "pushing": 4, "contact": 2, "ee_prior": 1, "camera": 1, "first_pose": 1,
-               "at_rest": 2, "motion_prior": 2}
+FAMILY_KEYS = {"tactile": 4, "pushing": 4, "contact": 2, "tactile_normal": 2, "ee_prior": 1, "camera": 1,
+               "first_pose": 1, "at_rest": 2, "motion_prior": 2}
+SHAPED = ("contact", "pushing", "tactile_normal")  # families that read the object's shape
 
 
 def poses_for(family: str, kind: str, n: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
     model = MODELS[kind]
-    if family in ("contact", "pushing"):
+    if family in SHAPED:
         o_prev = random_poses(n)
         e_prev = np.stack([touching_ee(model.shape, o, RNG.uniform(-np.pi, np.pi), 0.1) for o in o_prev])
         e_prev[:, :2] += RNG.normal(0, 0.002, (n, 2))
         if family == "contact":
             return [o_prev, e_prev], np.zeros((n, 0))
+        if family == "tactile_normal":
+            return [o_prev, e_prev], RNG.normal(0, 0.1, (n, 1))
         step = np.column_stack([RNG.normal(0, 0.003, (n, 2)), RNG.normal(0, 0.02, n)])
         return [o_prev, se2.compose(o_prev, step), e_prev, se2.compose(e_prev, step)], np.zeros((n, 0))
     return [random_poses(n) for _ in range(FAMILY_KEYS[family])], random_poses(n, 0.02)
 
 
-CASES = [(f, k) for f in sorted(FAMILY_KEYS) for k in (("rect", "disc", "ellipse") if f in ("contact", "pushing")
-                                                          else ("rect",))]
+CASES = [(f, k) for f in sorted(FAMILY_KEYS) for k in (("rect", "disc", "ellipse") if f in SHAPED else ("rect",))]
 
 
 @pytest.mark.parametrize(("family", "kind"), CASES)
@@ -43,7 +45,7 @@ def test_torch_residuals_and_jacobians_equal_numpy(family: str, kind: str) -> No
     np.testing.assert_allclose(tf.RESIDUALS[family](as_t, torch.from_numpy(measurement), model).numpy(), r_np,
                                atol=1e-9)
     # pushing is numerical in both forms: float rounding of the differences allows 1e-7
-    tol = 1e-7 if family == "pushing" else 1e-9
+    tol = 1e-7 if family in ("pushing", "tactile_normal") else 1e-9
     for a, b in zip(jac_t, jac_np, strict=True):
         np.testing.assert_allclose(a.numpy(), b, atol=tol)
 

@@ -79,6 +79,39 @@ def _contact_error(factor: Factor, keys: list[int]):
     return error
 
 
+def _tactile_normal_error(factor: Factor, keys: list[int]):
+    """tactile_normal_residual on floats: dν/dc = (tᵀ − tᵀJ) / d through the tip centre's Jacobians,
+    and ±1 in θ_o, θ_e from θ_s = θ_e − θ_o; a rectangle's face reading has the ±1 alone
+    (factors/tactile_normal.py)."""
+    model = factor.context
+    tip, measured = model.pusher.centre_in_ee(), float(factor.measurement[0])
+    o_key, e_key = keys
+    d_o, d_e, d_w = (np.zeros((2, 3), order="F"), np.zeros((2, 2), order="F"), np.zeros((2, 3), order="F"))
+
+    def face_error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
+        o, e = values.atPose2(o_key), values.atPose2(e_key)
+        angle = -(e.theta() - o.theta()) - math.pi - measured
+        if jacobians is not None:
+            jacobians[0], jacobians[1] = np.array([[0.0, 0.0, 1.0]]), np.array([[0.0, 0.0, -1.0]])
+        return np.array([(angle + math.pi / 4) % (math.pi / 2) - math.pi / 4])
+
+    def error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
+        o, e = values.atPose2(o_key), values.atPose2(e_key)
+        centre, dc_e = _tip_centre(o, e, tip, d_o, d_e, d_w)
+        distance, gx, gy, _, _, jf = foot_point(model.shape, centre[0], centre[1])
+        angle = math.atan2(gy, gx) - (e.theta() - o.theta()) - math.pi - measured
+        residual = np.array([(angle + math.pi) % (2.0 * math.pi) - math.pi])
+        if jacobians is not None:
+            tx, ty = -gy, gx
+            scale = 1.0 / distance if abs(distance) > 1e-9 else 0.0
+            dnu = np.array([[(tx - tx * jf[0] - ty * jf[2]) * scale, (ty - tx * jf[1] - ty * jf[3]) * scale]])
+            jacobians[0] = dnu @ d_o + np.array([[0.0, 0.0, 1.0]])
+            jacobians[1] = dnu @ dc_e - np.array([[0.0, 0.0, 1.0]])
+        return residual
+
+    return face_error if model.shape.kind == "rect" else error
+
+
 def _pushing_error(factor: Factor, keys: list[int]):
     """pushing_residual on floats, with analytic Jacobians (tests hold both to factors/pushing.py).
 
@@ -117,7 +150,10 @@ def _pushing_error(factor: Factor, keys: list[int]):
     return error
 
 
-CALLBACKS = {"tactile": _tactile_error, "pushing": _pushing_error, "contact": _contact_error}
+CALLBACKS = {
+    "tactile": _tactile_error, "pushing": _pushing_error, "contact": _contact_error,
+    "tactile_normal": _tactile_normal_error,
+}
 
 
 def to_gtsam(factor: Factor) -> gtsam.NonlinearFactor:

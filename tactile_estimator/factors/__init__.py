@@ -12,6 +12,7 @@ from tactile_estimator.factors.contact import ObjectModel, contact_jacobians, co
 from tactile_estimator.factors.priors import between_jacobians, between_residual, prior_jacobians, prior_residual
 from tactile_estimator.factors.pushing import pushing_jacobians, pushing_residual
 from tactile_estimator.factors.tactile import relative_sensor_motion, tactile_jacobians, tactile_residual
+from tactile_estimator.factors.tactile_normal import tactile_normal_jacobians, tactile_normal_residual
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ FAMILIES: dict[str, Family] = {
     "tactile": Family(3, tactile_residual, tactile_jacobians),
     "pushing": Family(3, pushing_residual, pushing_jacobians),
     "contact": Family(1, contact_residual, contact_jacobians),
+    "tactile_normal": Family(1, tactile_normal_residual, tactile_normal_jacobians),
     "ee_prior": Family(3, prior_residual, prior_jacobians),
     "camera": Family(3, prior_residual, prior_jacobians),
     "first_pose": Family(3, prior_residual, prior_jacobians),

@@ -224,6 +224,27 @@ def contact_jacobians(poses: Poses, measurement: Tensor, model: ObjectModel):
     return (distance - model.pusher.radius)[..., None], [g @ d_o, g @ d_e]
 
 
+def tactile_normal_residual(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tensor:
+    """wrap(ν − θ_s − π − δ̂), as factors/tactile_normal.py."""
+    o, e = poses
+    sensor_angle = e[..., 2] - o[..., 2]
+    if model.shape.kind == "rect":  # the face that most squarely faces the sensor, modulo a quarter turn
+        return _fold(-sensor_angle - torch.pi - measurement[..., 0], 4)[..., None]
+    _, gradient = sdf(model, _tip_centre_in_object(o, e, model))
+    normal = torch.atan2(gradient[..., 1], gradient[..., 0])
+    return _fold(normal - sensor_angle - torch.pi - measurement[..., 0], 1)[..., None]
+
+
+def _fold(angle: Tensor, period_count: int) -> Tensor:
+    half = torch.pi / period_count
+    return torch.remainder(angle + half, 2.0 * half) - half
+
+
+def tactile_normal_jacobians(poses: Poses, measurement: Tensor, model: ObjectModel):
+    return (tactile_normal_residual(poses, measurement, model),
+            numerical_jacobians(tactile_normal_residual, poses, measurement, model))
+
+
 def pushing_residual(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tensor:
     o_prev, o_next, e_prev, e_next = poses
     twist = log(between(o_prev, o_next))
@@ -296,11 +317,13 @@ def autodiff_jacobians(residual: Callable, poses: Poses, measurement: Tensor, mo
 
 RESIDUALS: dict[str, Callable] = {
     "tactile": tactile_residual, "pushing": pushing_residual, "contact": contact_residual,
+    "tactile_normal": tactile_normal_residual,
     "ee_prior": prior_residual, "camera": prior_residual, "first_pose": prior_residual,
     "at_rest": between_residual, "motion_prior": between_residual,
 }
 JACOBIANS: dict[str, Callable] = {
     "tactile": tactile_jacobians, "pushing": pushing_jacobians, "contact": contact_jacobians,
+    "tactile_normal": tactile_normal_jacobians,
     "ee_prior": prior_jacobians, "camera": prior_jacobians, "first_pose": prior_jacobians,
     "at_rest": between_jacobians, "motion_prior": between_jacobians,
 }

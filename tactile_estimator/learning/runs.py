@@ -14,6 +14,7 @@ factors/torch_forms.py, so gradients reach θ (network and log-sigmas) but not t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator, family_sigmas
-from tactile_estimator.factors import Factor, Key, ObjectModel
+from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
@@ -37,7 +38,8 @@ from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
 
-SIGMA_FAMILIES = ("tactile", "pushing", "contact", "ee_prior", "camera")
+log = logging.getLogger(__name__)
+SIGMA_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
 
 
 @dataclass
@@ -193,7 +195,7 @@ def _groups(factors: Sequence[Factor], row: dict[Key, int]) -> dict[str, FamilyG
         members = [factors[p] for p in positions]
         index = torch.tensor([[row[k] for k in f.keys] for f in members], dtype=torch.long)
         measurement = torch.from_numpy(np.stack([np.asarray(f.measurement, dtype=float) for f in members]))
-        d = 1 if family == "contact" else 3
+        d = FAMILIES[family].dim
         sigmas = torch.from_numpy(np.stack([np.broadcast_to(np.asarray(f.sigmas, dtype=float), (d,)) for f in members]))
         groups[family] = FamilyGroup(family, np.array(positions), index, measurement, sigmas)
     return groups
@@ -227,6 +229,9 @@ class Theta(torch.nn.Module):
         chosen = dict(split_learn(name) for name in learn)
         for family in SIGMA_FAMILIES:
             if family in chosen:
+                if family == "tactile_normal" and not model.has_normal_head:
+                    log.warning("learn: tactile_normal skipped: the model's network has no normal head")
+                    continue
                 start = family_sigmas(model, config, family)
                 kappa = self.inflation.get(family, torch.ones(len(start), dtype=torch.float64))
                 self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start) / kappa))
@@ -237,9 +242,10 @@ class Theta(torch.nn.Module):
                     held = torch.from_numpy(mask.astype(float))
                     self.log_sigma[family].register_hook(lambda grad, held=held: grad * held.to(grad.dtype))
         for name, parameter in self.net.named_parameters():
-            is_head = name.startswith("head.")
-            parameter.requires_grad_(("tactile_head" in learn and is_head)
-                                     or ("tactile_encoder" in learn and not is_head))
+            # The normal head's measurements are taken once, when the run is built (build_run): only its σ is learned.
+            is_head, is_normal = name.startswith("head."), name.startswith("normal_head.")
+            parameter.requires_grad_(not is_normal and (("tactile_head" in learn and is_head)
+                                                        or ("tactile_encoder" in learn and not is_head)))
         self.net.eval()  # batch statistics stay those of pretraining
 
     @property

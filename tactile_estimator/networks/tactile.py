@@ -11,6 +11,7 @@ A model directory holds ``weights.pt`` (a state dict, loaded with ``weights_only
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -42,6 +43,9 @@ class Architecture:
     head_hidden: int = 128
     input_scale: float = 1.0 / 32.0  # grey-level differences are mostly within ±32
     output_scale: list[float] = field(default_factory=lambda: [0.005, 0.005, 0.05])
+    # The per-frame head (factors/tactile_normal.py): its hidden width, 0 for a model without one
+    # (models made before it).
+    normal_hidden: int = 0
 
 
 @dataclass
@@ -53,6 +57,7 @@ class FactorWeights:
     """
 
     tactile: list[float] = field(default_factory=lambda: [0.002, 0.004, 0.02])
+    tactile_normal: list[float] = field(default_factory=list)  # one σ (rad), where the network has a normal head
     pushing: list[float] = field(default_factory=lambda: [0.001, 0.001, 0.001])
     contact: list[float] = field(default_factory=list)
     ee_prior: list[float] = field(default_factory=list)
@@ -81,6 +86,13 @@ class TactileNet(nn.Module):
             nn.Linear(arch.head_hidden, 3),
         )
         self.register_buffer("output_scale", torch.tensor(arch.output_scale, dtype=torch.float32))
+        # (cos δ, sin δ) for smooth shapes and (cos 4δ, sin 4δ) for a rectangle, whose reading is known modulo
+        # a quarter turn: an angle as a point on the circle has no seam to learn across. The fifth output says
+        # whether the frame shows a rectangle's corner, where the reading is far less certain (pretrain.py).
+        self.normal_head = None
+        if arch.normal_hidden > 0:
+            self.normal_head = nn.Sequential(
+                nn.Linear(arch.embedding, arch.normal_hidden), nn.ReLU(), nn.Linear(arch.normal_hidden, 5))
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) normalised difference images -> (B, embedding)."""
@@ -90,6 +102,21 @@ class TactileNet(nn.Module):
     def pair(self, code_i: torch.Tensor, code_j: torch.Tensor) -> torch.Tensor:
         """(M, E), (M, E) -> (M, 3) relative pose in metres and radians."""
         return self.head(torch.cat([code_i, code_j, code_j - code_i], dim=-1)) * self.output_scale
+
+    def normal_outputs(self, codes: torch.Tensor,
+                       period_count: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, E) -> (M, 2) ≈ (cos mδ, sin mδ) for m = ``period_count`` (1 or 4, per frame or for all), and
+        (M,) the logit of "a rectangle's corner is in contact"."""
+        out = self.normal_head(codes)
+        rect = torch.as_tensor(period_count, device=codes.device) == 4
+        return torch.where(rect.reshape(-1, 1) if rect.dim() else rect, out[:, 2:4], out[:, :2]), out[:, 4]
+
+    def normal(self, codes: torch.Tensor, period_count: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, E) -> (M,) the contact normal's deviation δ in the sensor frame (rad), folded by m, and
+        (M,) whether the frame shows a rectangle's corner (always False for m = 1)."""
+        vector, corner_logit = self.normal_outputs(codes, period_count)
+        m = torch.as_tensor(period_count, dtype=vector.dtype)
+        return torch.atan2(vector[:, 1], vector[:, 0]) / m, (corner_logit > 0) & (m == 4)
 
 
 def preprocess(images: np.ndarray, background: np.ndarray, arch: Architecture) -> np.ndarray:
@@ -130,6 +157,7 @@ class TactileModel:
             weights = FactorWeights(**description.get("factor_weights", {}))
         except (yaml.YAMLError, TypeError) as error:
             raise ModelError(f"{desc_path}: {error}".replace("\n", " ")) from error
+        _check_normal_head(desc_path, arch, weights)
         net = TactileNet(arch)
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -168,9 +196,35 @@ class TactileModel:
     def encode_input(self, inputs: np.ndarray) -> np.ndarray:
         return self.net.encode(torch.from_numpy(inputs)).numpy()
 
+    @property
+    def has_normal_head(self) -> bool:
+        return self.net.normal_head is not None
+
+    @torch.no_grad()
+    def contact_normals(self, codes: np.ndarray, period_count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(M, E) codes -> (M,) float64 normal deviations δ̂ for a shape of that symmetry
+        (factors/tactile_normal.py), and (M,) bool: the frame shows a rectangle's corner."""
+        deviation, corner = self.net.normal(torch.from_numpy(codes), period_count)
+        return deviation.double().numpy(), corner.numpy()
+
     @torch.no_grad()
     def relative_poses(self, codes_i: np.ndarray, codes_j: np.ndarray) -> np.ndarray:
         return self.net.pair(torch.from_numpy(codes_i), torch.from_numpy(codes_j)).double().numpy()
+
+
+def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -> None:
+    """A normal head needs its σ; a σ without a head is a model from elsewhere."""
+    if not isinstance(arch.normal_hidden, int) or arch.normal_hidden < 0:
+        raise ModelError(f"{path}: architecture.normal_hidden must be an integer >= 0, not {arch.normal_hidden!r}")
+    sigma = weights.tactile_normal
+    if arch.normal_hidden:
+        if not (isinstance(sigma, list) and len(sigma) == 1 and isinstance(sigma[0], (int, float))
+                and math.isfinite(sigma[0]) and sigma[0] > 0):
+            raise ModelError(f"{path}: factor_weights.tactile_normal must be one positive σ (rad) for the normal head, "
+                             f"not {sigma!r}")
+    elif sigma:
+        raise ModelError(f"{path}: factor_weights.tactile_normal is set but architecture.normal_hidden is 0 "
+                         "(the network has no normal head)")
 
 
 class _atomic:

@@ -14,7 +14,9 @@ Runs (``simulate_run``) script contact episodes around the object: approach alon
 normal of a random boundary point with the gel facing the object, push for 1-3 s at 2-5 cm/s
 within 30 degrees of the normal, retreat and travel around the object to the next episode. The
 sensors are sampled from the substep trajectory: tactile images (``tactile_images``), noisy
-end-effector poses, and a noisy, intermittent camera that the arm occludes when it is near.
+end-effector poses, and a noisy, intermittent camera that the arm occludes when it is near. With
+``camera_first_only`` the camera keeps only its first detection, as when the arm occludes the
+object for the whole run: the tactile-only regime of real pushing runs.
 """
 
 from __future__ import annotations
@@ -440,6 +442,7 @@ def simulate_run(
     ee_rate_hz: float = 100.0,
     camera_rate_hz: float = 2.0,
     renderer: TactileRenderer | None = None,
+    camera_first_only: bool = False,
 ) -> SimulatedRun:
     """A seeded pushing run of ``steps`` tactile frames; the same seed gives the same run.
 
@@ -495,6 +498,8 @@ def simulate_run(
     camera_index = sim.substep_at(camera_stamps)
     near = sim.contact[camera_index] | (sim.gap[camera_index] < OCCLUSION_DISTANCE_M)
     kept = _camera_visible(near, noise.camera_dropout, camera_rng)
+    if camera_first_only:
+        kept &= np.cumsum(kept) == 1
     covariance = np.diag(camera_sigma**2)
 
     return SimulatedRun(
@@ -510,6 +515,7 @@ def simulate_run(
             "tactile_rate_hz": float(tactile_rate_hz),
             "ee_rate_hz": float(ee_rate_hz),
             "camera_rate_hz": float(camera_rate_hz),
+            "camera_first_only": bool(camera_first_only),
             "substep_hz": SUBSTEP_HZ,
             "noise": asdict(noise),
             "camera_frames": len(camera_stamps),
