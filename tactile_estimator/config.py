@@ -18,6 +18,9 @@ import yaml
 FACTOR_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera", "first_pose")
 
 
+MAX_FINAL_ITERATIONS = 100  # the end-of-bag re-solve converges in a few; 1e6 ran for minutes
+
+
 class ConfigError(ValueError):
     """A configuration key is unknown, ill-typed or out of range; the message names it."""
 
@@ -164,7 +167,31 @@ class EstimatorConfig:
             raise ConfigError(f"live.hold_random_walk: {walk} must be three non-negative rates (m, m, rad per sqrt(s))")
         if live.image_queue_depth < 1 or live.pose_queue_depth < 1:
             raise ConfigError("live.image_queue_depth and live.pose_queue_depth must be at least 1")
+        self._check_ranges()
         return self
+
+    def _check_ranges(self) -> None:
+        """Numbers that would otherwise crash a solver or silently disable every input."""
+        ranges = {  # key: (value, lowest, highest, whether the lowest is allowed)
+            "image_height": (self.image_height, 1, 4096, True),
+            "image_width": (self.image_width, 1, 4096, True),
+            "max_tilt_rad": (self.max_tilt_rad, 0.0, math.pi, False),
+            "ee_max_gap_s": (self.ee_max_gap_s, 0.0, 3600.0, False),
+            "camera_max_offset_s": (self.camera_max_offset_s, 0.0, 3600.0, False),
+            "max_pending_s": (self.max_pending_s, 0.0, 3600.0, False),
+            "network_threads": (self.network_threads, 1, 1024, True),
+            "final_iterations": (self.final_iterations, 0, MAX_FINAL_ITERATIONS, True),
+            "isam2.relinearize_skip": (self.isam2.relinearize_skip, 1, 1_000_000, True),
+            "isam2.relinearize_threshold": (self.isam2.relinearize_threshold, 0.0, 10.0, True),
+            "noise.contact": (self.noise.contact, 0.0, 1.0, False),
+        }
+        for key, (value, lowest, highest, closed) in ranges.items():
+            above = value >= lowest if closed else value > lowest
+            if not (math.isfinite(value) and above and value <= highest):
+                bracket = "[" if closed else "("
+                raise ConfigError(f"{key}: {value!r} is outside {bracket}{lowest}, {highest}]")
+        if not all(math.isfinite(v) for v in self.initial_object_pose):
+            raise ConfigError(f"initial_object_pose: {self.initial_object_pose} must be finite")
 
     def enabled(self, family: str) -> bool:
         return family not in self.disabled_factors

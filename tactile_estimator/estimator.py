@@ -28,7 +28,7 @@ from tactile_estimator.factors import Factor, Key, ObjectModel
 from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import symmetry
 from tactile_estimator.graph import FactorGraph
-from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.records import CameraDetection, Estimate, PoseSample, TactileFrame
 
 log = logging.getLogger(__name__)
@@ -174,15 +174,38 @@ class Estimator:
         return estimates
 
     def reload_model(self, directory: str | Path) -> None:
-        """Swap in a new tactile model between steps; the graph and its factors stay as they are."""
+        """Swap in a new tactile model between steps; the graph and its factors stay as they are.
+
+        All or nothing: the new model must take this estimator's frames and read them (the recent frames
+        are re-encoded, and one is read by every head) before it replaces the old one; otherwise
+        ModelError, and nothing has changed.
+        """
         model = TactileModel.load(directory)
-        self.model = model
+        expected = (self.config.image_height, self.config.image_width)
+        if (model.arch.image_height, model.arch.image_width) != expected:
+            raise ModelError(f"model {directory} takes {model.arch.image_height}x{model.arch.image_width} tactile "
+                             f"images; this estimator's are {expected[0]}x{expected[1]}")
         # Codes of the old network mean nothing to the new one: re-encode the frames that later
         # steps can still pair with. Factors already in the graph keep their measurements.
+        codes: dict[int, np.ndarray | None] = {}
+        try:
+            for step in self.steps:
+                if step.code is not None:
+                    image = self._recent_images.get(step.index)
+                    codes[step.index] = None if image is None else model.encode(
+                        image[None], self._contact.background)[0]
+            trial = next((c for c in codes.values() if c is not None), None)
+            if trial is not None:
+                model.relative_poses(trial[None], trial[None])
+                if model.has_normal_head:
+                    model.contact_normals(trial[None], symmetry(self.object_model.shape.kind))
+        except Exception as error:  # a network that cannot run on these frames, whatever torch raises
+            raise ModelError(f"model {directory} cannot read this estimator's frames: "
+                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+        self.model = model
         for step in self.steps:
-            if step.code is not None:
-                image = self._recent_images.get(step.index)
-                step.code = None if image is None else model.encode(image[None], self._contact.background)[0]
+            if step.index in codes:
+                step.code = codes[step.index]
         self.events["model_reloaded"] += 1
 
     # ------------------------------------------------------------------------------ processing

@@ -60,3 +60,24 @@ def test_final_iterations_must_not_be_negative() -> None:
     assert load_estimator_config(None, {"final_iterations": 0}).final_iterations == 0
     with pytest.raises(ConfigError, match="final_iterations: -1 must be 0 or more"):
         load_estimator_config(None, {"final_iterations": -1})
+
+
+@pytest.mark.parametrize("overrides", [
+    {"isam2": {"relinearize_skip": 0}},  # gtsam divides by it: SIGFPE, no message
+    {"isam2": {"relinearize_threshold": -1.0}},
+    {"max_tilt_rad": -0.1},  # every pose would be "not planar"
+    {"image_height": 0},
+    {"image_width": 100000},
+    {"ee_max_gap_s": -1.0},
+    {"ee_max_gap_s": float("nan")},
+    {"final_iterations": 1000000},
+    {"network_threads": 0},
+    {"noise": {"contact": -0.001}},
+    {"initial_object_pose": [0.0, float("nan"), 0.0]},
+])
+def test_numbers_out_of_range_are_refused_naming_the_key(overrides: dict) -> None:
+    key = next(iter(overrides))
+    inner = overrides[key]
+    name = f"{key}.{next(iter(inner))}" if isinstance(inner, dict) else key
+    with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+        load_estimator_config(None, overrides)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from tactile_estimator.adapters import live as live_mod
 from tactile_estimator.adapters.live import DIAGNOSTICS_OUT, PATH_OUT, POSE_OUT, TF_OUT, LiveEstimator
@@ -195,6 +197,38 @@ def test_reset_and_model_reload(rect_bag: Path, model: TactileModel, tmp_path: P
     model_topic = config.topics.model_updated
     live.handle(model_topic, messages.STRING, messages.string_msg(str(tmp_path / "missing")))
     assert live.all_events()["model_reload_failed"] == 2
+
+
+def _broken_copy(tmp_path: Path, edit) -> Path:
+    broken = tmp_path / "broken_model"
+    shutil.copytree(ROOT / "models", broken)
+    description = yaml.safe_load((broken / "model.yaml").read_text())
+    edit(description)
+    (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    return broken
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["architecture"].update(downsample=0),  # a ZeroDivisionError once stopped the process
+    lambda d: d["architecture"].update(image_height=480),  # loads, but cannot read this estimator's frames
+    lambda d: d["architecture"].update(channels=[16, -2]),
+    lambda d: d["factor_weights"].update(pushing=["wide", 1, 2]),
+])
+def test_an_announced_model_that_cannot_serve_is_refused_whole(rect_bag: Path, model: TactileModel, tmp_path: Path,
+                                                               edit) -> None:
+    """Any participant may announce any path: a bad model is counted, the old one keeps estimating."""
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    _feed(live, rect_bag)
+    before, codes = live.estimator.model, [s.code for s in live.estimator.steps]
+    live.handle(config.topics.model_updated, messages.STRING, messages.string_msg(str(_broken_copy(tmp_path, edit))))
+    assert live.all_events()["model_reload_failed"] == 1 and live.all_events().get("model_reloaded", 0) == 0
+    assert live.estimator.model is before
+    assert all(a is b for a, b in zip(codes, [s.code for s in live.estimator.steps], strict=True))
+    steps = len(live.estimator.steps)
+    live.reset()  # and the kept model estimates a fresh graph as before
+    _feed(live, rect_bag)
+    assert len(live.estimator.steps) == steps and sum(live.estimator.dropped.values()) == 0
 
 
 def test_unsupported_publishers_are_reported(model: TactileModel) -> None:

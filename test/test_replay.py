@@ -16,7 +16,7 @@ from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
 from tactile_estimator.cli import main
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.io import bags, messages
-from tactile_estimator.networks.tactile import TactileModel
+from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.records import TactileFrame
 
 
@@ -162,3 +162,47 @@ def test_an_inconsistent_normal_head_is_refused_naming_the_file_and_field(tmp_pa
     assert result.returncode == 2, result.stderr
     assert "model.yaml" in result.stderr and field in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda d: d["architecture"].update(downsample=0), "architecture.downsample"),
+    (lambda d: d["architecture"].update(image_height="tall"), "architecture.image_height"),
+    (lambda d: d["architecture"].update(channels=[16, -32, 64, 64]), "architecture.channels"),
+    (lambda d: d["architecture"].update(embedding=10**9), "architecture.embedding"),
+    (lambda d: d["factor_weights"].update(tactile=[-0.1, 0.1, 0.1]), "factor_weights.tactile"),
+    (lambda d: d["factor_weights"].update(pushing=["a", "b", "c"]), "factor_weights.pushing"),
+    (lambda d: d["factor_weights"].update(tactile=[0.1, 0.1]), "factor_weights.tactile"),
+    (lambda d: d.pop("factor_weights"), "factor_weights"),
+])
+def test_a_model_with_values_out_of_range_is_refused_naming_the_field(tmp_path: Path, edit, field: str) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    description = yaml.safe_load((broken / "model.yaml").read_text())
+    edit(description)
+    (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    with pytest.raises(ModelError, match=field.replace(".", r"\.")):
+        TactileModel.load(broken)
+
+
+@pytest.mark.parametrize("content", [b"", b"- a list\n", b"42\n", b"\xff\xfe not utf-8"])
+def test_a_model_yaml_that_is_not_a_description_is_refused(tmp_path: Path, content: bytes) -> None:
+    broken = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    (broken / "model.yaml").write_bytes(content)
+    with pytest.raises(ModelError, match="model.yaml"):
+        TactileModel.load(broken)
+
+
+def test_weights_that_are_empty_or_not_finite_are_refused(tmp_path: Path) -> None:
+    import torch
+
+    broken = tmp_path / "model"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    (broken / "weights.pt").write_bytes(b"")
+    with pytest.raises(ModelError, match="weights.pt"):
+        TactileModel.load(broken)
+    state = torch.load(Path(__file__).resolve().parents[1] / "models" / "weights.pt", weights_only=True)
+    state["head.0.bias"][0] = float("nan")
+    torch.save(state, broken / "weights.pt")
+    with pytest.raises(ModelError, match="not finite"):
+        TactileModel.load(broken)

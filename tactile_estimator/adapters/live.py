@@ -305,9 +305,11 @@ class LiveEstimator:
             else:  # no graph yet (waiting for the object's shape): the model is used when it starts
                 self.model = TactileModel.load(directory)
                 self.events["model_reloaded"] += 1
-        except (ModelError, OSError, ValueError) as error:
+        except Exception as error:  # any peer may announce any path: nothing it names may stop the estimator
             self.events["model_reload_failed"] += 1
-            text = f"model {directory!r} was not loaded, the previous one is kept: {error}"
+            reason = str(error) if isinstance(error, (ModelError, OSError, ValueError)) else \
+                f"{type(error).__name__}: {error}"
+            text = f"model {directory[:200]!r} was not loaded, the previous one is kept: {reason[:500]}"
             log.error("%s", " ".join(text.split()))
             return False, text
         log.info("model reloaded from %s", directory)

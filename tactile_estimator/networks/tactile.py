@@ -152,18 +152,30 @@ class TactileModel:
             if not path.is_file():
                 raise ModelError(f"model directory {directory} lacks {path.name}")
         try:
-            description = yaml.safe_load(desc_path.read_text()) or {}
-            arch = Architecture(**description.get("architecture", {}))
-            weights = FactorWeights(**description.get("factor_weights", {}))
-        except (yaml.YAMLError, TypeError) as error:
-            raise ModelError(f"{desc_path}: {error}".replace("\n", " ")) from error
+            description = yaml.safe_load(desc_path.read_text())
+            if not isinstance(description, dict):
+                raise ModelError(f"{desc_path}: expected a mapping with architecture and factor_weights, "
+                                 f"not {type(description).__name__}")
+            for section in ("architecture", "factor_weights"):
+                if not isinstance(description.get(section), dict):
+                    raise ModelError(f"{desc_path}: {section} is missing or not a mapping")
+            arch = Architecture(**description["architecture"])
+            weights = FactorWeights(**description["factor_weights"])
+        except (yaml.YAMLError, TypeError, UnicodeDecodeError) as error:
+            raise ModelError(f"{desc_path}: {str(error)[:300]}".replace("\n", " ")) from error
+        _check_architecture(desc_path, arch)
+        _check_factor_weights(desc_path, weights)
         _check_normal_head(desc_path, arch, weights)
         net = TactileNet(arch)
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
             net.load_state_dict(state)
         except Exception as error:  # torch raises pickle, zip and shape errors alike for a bad file
-            raise ModelError(f"{weights_path}: cannot load weights: {str(error).splitlines()[0]}") from error
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ModelError(f"{weights_path}: cannot load weights: {reason[:300]}") from error
+        bad = [name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise ModelError(f"{weights_path}: weights {', '.join(bad[:3])} are not finite")
         return cls(arch, weights, net, description)
 
     def save(self, directory: str | Path, **provenance: Any) -> None:
@@ -210,6 +222,43 @@ class TactileModel:
     @torch.no_grad()
     def relative_poses(self, codes_i: np.ndarray, codes_j: np.ndarray) -> np.ndarray:
         return self.net.pair(torch.from_numpy(codes_i), torch.from_numpy(codes_j)).double().numpy()
+
+
+MAX_WIDTH = 4096  # no layer of this network needs more: a larger value is a broken file, not a model
+
+
+def _check_architecture(path: Path, arch: Architecture) -> None:
+    """Every architecture value in its range, named with the file on a one-line error."""
+    def positive_int(name: str, value: object, largest: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
+            raise ModelError(f"{path}: architecture.{name} must be an integer in [1, {largest}], not {value!r}"[:300])
+
+    positive_int("image_height", arch.image_height, 4096)
+    positive_int("image_width", arch.image_width, 4096)
+    positive_int("downsample", arch.downsample, min(arch.image_height, arch.image_width))
+    positive_int("embedding", arch.embedding, MAX_WIDTH)
+    positive_int("head_hidden", arch.head_hidden, MAX_WIDTH)
+    if not isinstance(arch.channels, list) or not arch.channels:
+        raise ModelError(f"{path}: architecture.channels must be a list of layer widths, not {arch.channels!r}"[:300])
+    for width in arch.channels:
+        positive_int("channels", width, MAX_WIDTH)
+    for name, values, count in (("input_scale", [arch.input_scale], 1), ("output_scale", arch.output_scale, 3)):
+        if not isinstance(values, list) or len(values) != count or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
+            raise ModelError(f"{path}: architecture.{name} must be {count} positive number(s), not {values!r}"[:300])
+
+
+def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
+    """σ lists of the right length, finite and positive (empty where the configuration owns the family)."""
+    lengths = {"tactile": (3,), "pushing": (3,), "contact": (0, 1), "ee_prior": (0, 3), "camera": (0, 3),
+               "tactile_normal": (0, 1)}
+    for family, allowed in lengths.items():
+        sigmas = getattr(weights, family)
+        ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas)
+        if not ok:
+            count = " or ".join(str(n) for n in allowed)
+            raise ModelError(f"{path}: factor_weights.{family} must be {count} positive σ, not {sigmas!r}"[:300])
 
 
 def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -> None:
