@@ -120,6 +120,7 @@ class EstimatorConfig:
     image_width: int = 240
     max_tilt_rad: float = 0.05
     ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
+    max_stamp_jump_s: float = 10.0  # a stream's stamp jumping further needs a second message to confirm it
     camera_max_offset_s: float = 0.05  # a detection further than this from every step is dropped
     initial_object_pose: list[float] = field(default_factory=list)  # empty: the first camera detection
     max_pending_s: float = 5.0
@@ -177,6 +178,7 @@ class EstimatorConfig:
             "image_width": (self.image_width, 1, 4096, True),
             "max_tilt_rad": (self.max_tilt_rad, 0.0, math.pi, False),
             "ee_max_gap_s": (self.ee_max_gap_s, 0.0, 3600.0, False),
+            "max_stamp_jump_s": (self.max_stamp_jump_s, 0.0, 1e6, False),
             "camera_max_offset_s": (self.camera_max_offset_s, 0.0, 3600.0, False),
             "max_pending_s": (self.max_pending_s, 0.0, 3600.0, False),
             "network_threads": (self.network_threads, 1, 1024, True),

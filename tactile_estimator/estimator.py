@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # A weak constant-position prior between consecutive object poses keeps the graph determinate
 # whichever factor families are switched off; it is two orders looser than the pushing model.
+CLOCK_RESTART_NS = 10**9  # a stream going back further than 1 s, twice in a row, restarted its clock
+WARNING_PERIOD_S = 5.0  # a dropped-input warning per reason at most this often (the counts are exact)
 MOTION_PRIOR_SIGMAS = np.array([0.01, 0.01, 0.1])
 # Out of contact, quasi-static objects do not move (the pushing model with zero contact force).
 AT_REST_SIGMAS = np.array([0.0002, 0.0002, 0.002])
@@ -100,6 +102,9 @@ class Estimator:
         self._pending_frames: deque[TactileFrame] = deque()
         self._pending_camera: list[CameraDetection] = []
         self._last_stamp: dict[str, int] = {}
+        self._jump_candidate: dict[str, int] = {}  # per stream: a jumped stamp awaiting confirmation
+        self._warned: dict[str, tuple[float, int]] = {}  # per drop reason: last warning time, drops since
+        self.clock_restarted = False  # a stream's clock went back for good: the owner starts a new graph
         self._contact = ContactDetector(config.contact)
         self._initial_pose: np.ndarray | None = (
             np.asarray(config.initial_object_pose, dtype=float) if config.initial_object_pose else None
@@ -116,12 +121,43 @@ class Estimator:
 
     # ----------------------------------------------------------------------------------- inputs
     def reject(self, reason: str, message: str) -> None:
-        """Count an input dropped before it became a record (bad encoding, NaN pose...)."""
+        """Count an input dropped before it became a record (bad encoding, NaN pose...). The log gets
+        the first of each reason and then at most one line per WARNING_PERIOD_S with the count since."""
         self.dropped[reason] += 1
-        log.warning("dropped input: %s", message)
+        now = time.monotonic()
+        last, held = self._warned.get(reason, (-math.inf, 0))
+        if now - last >= WARNING_PERIOD_S:
+            more = f" ({held} more dropped as {reason} since the last warning)" if held else ""
+            log.warning("dropped input: %s%s", message, more)
+            self._warned[reason] = (now, 0)
+        else:
+            self._warned[reason] = (last, held + 1)
 
     def _check_order(self, stream: str, stamp_ns: int) -> bool:
+        """Each stream's stamps must increase. A jump of more than ``max_stamp_jump_s`` from the last
+        accepted stamp, or back by more than CLOCK_RESTART_NS, is taken only once a second message confirms
+        it (within ``max_stamp_jump_s`` of the first and after it): one stamp from the future (a corrupted
+        header) is dropped as ``stamp_jump`` and leaves the stream as it was. A confirmed jump backwards is
+        a restarted clock (a bag played again, a restarted publisher): ``clock_restarted`` is set for the
+        owner to start a new graph. Smaller steps back are reordering: that message is dropped."""
         last = self._last_stamp.get(stream)
+        jump_ns = int(self.config.max_stamp_jump_s * 1e9)
+        if last is not None and (stamp_ns - last > jump_ns or last - stamp_ns > CLOCK_RESTART_NS):
+            candidate = self._jump_candidate.get(stream)
+            if candidate is None or not 0 < stamp_ns - candidate <= jump_ns:
+                self._jump_candidate[stream] = stamp_ns
+                self.reject("stamp_jump", f"{stream} stamp {stamp_ns} jumps {(stamp_ns - last) / 1e9:+.1f} s from "
+                                          f"{last}; it is taken once another message confirms it")
+                return False
+            self._jump_candidate.pop(stream, None)
+            if stamp_ns < last:
+                self.clock_restarted = True
+                self.reject("stamp_jump", f"{stream} clock went back {(last - stamp_ns) / 1e9:.1f} s: "
+                                          "a new graph starts")
+                return False
+            self._last_stamp[stream] = stamp_ns
+            return True
+        self._jump_candidate.pop(stream, None)
         if last is not None and stamp_ns <= last:
             reason = "duplicate_stamp" if stamp_ns == last else "out_of_order_stamp"
             self.reject(reason, f"{stream} stamp {stamp_ns} is not after the previous {last}")

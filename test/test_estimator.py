@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,29 @@ def test_frames_the_normal_head_cannot_read_are_counted_and_the_estimate_goes_on
     assert coded > 0 and estimator.dropped["unreadable_tactile_frame"] == coded
     assert "tactile_normal" not in {f.family for f in estimator.graph.factors}
     assert all(np.isfinite(e.pose).all() for e in estimates)
+
+
+def test_one_stamp_from_the_future_costs_only_itself(rect_run: SimulatedRun, model: TactileModel) -> None:
+    """A single end-effector pose 1,000 s ahead once silenced its stream for good (99 of 150 steps lost)."""
+    clean = make(rect_run, model)
+    feed_interleaved(clean, rect_run)
+    estimator = make(rect_run, model)
+    poses = list(rect_run.ee_poses)
+    bad = dataclasses.replace(poses[40], stamp_ns=poses[40].stamp_ns + 1000 * 10**9)
+    run = dataclasses.replace(rect_run, ee_poses=poses[:40] + [bad] + poses[41:])
+    estimates = feed_interleaved(estimator, run)
+    assert estimator.dropped == {"stamp_jump": 1}
+    assert len(estimator.steps) == len(clean.steps) and len(estimates) == len(rect_run.tactile)
+    assert not estimator.clock_restarted
+
+
+def test_a_confirmed_jump_is_taken_and_a_clock_that_goes_back_asks_for_a_new_graph(
+        rect_run: SimulatedRun, model: TactileModel) -> None:
+    estimator = make(rect_run, model)
+    assert estimator._check_order("ee_pose", 10**9)
+    ahead = 10**9 + 60 * 10**9  # a real gap of a minute: the second message confirms it
+    assert not estimator._check_order("ee_pose", ahead) and estimator._check_order("ee_pose", ahead + 10**7)
+    assert not estimator.clock_restarted
+    back = 2 * 10**6  # the clock restarts near zero
+    assert not estimator._check_order("ee_pose", back) and not estimator._check_order("ee_pose", back + 10**7)
+    assert estimator.clock_restarted and estimator.dropped["stamp_jump"] == 3

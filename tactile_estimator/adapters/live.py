@@ -235,6 +235,9 @@ class LiveEstimator:
             log.exception("input on %s could not be handled", topic)
             self.drop("internal_error", f"{topic}: {type(error).__name__}: {error}")
             return []
+        if self.estimator is not None and self.estimator.clock_restarted:  # a bag played again, a restarted robot
+            self.events["clock_restarted"] += 1
+            log.warning("%s", self.reset())
         return self._publish(estimates)
 
     def drop(self, reason: str, detail: str) -> None:
