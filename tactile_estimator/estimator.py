@@ -311,7 +311,8 @@ class Estimator:
         if contact and (previous is None or not previous.in_contact):
             self._episode += 1
         code = None
-        if contact and (self.config.enabled("tactile") or self.config.enabled("tactile_normal")):
+        if contact and (self.config.enabled("tactile")
+                        or (self.config.enabled("tactile_normal") and self.model.has_normal_head)):
             code = self.model.encode(frame.image[None], self._contact.background)[0]
         step = Step(k, frame.stamp_ns, ee_pose, contact, self._episode if contact else None, code)
         self.steps.append(step)
@@ -403,7 +404,7 @@ class Estimator:
             normal, corner = self.model.contact_normals(step.code[None], symmetry(self.object_model.shape.kind))
             if corner[0]:
                 self.normal_at_corner += 1  # a corner's reading is not certain enough to be a factor (pretrain.py)
-            elif np.isfinite(normal).all() and abs(normal[0]) < math.pi:
+            elif np.isfinite(normal).all():
                 factors.append(Factor("tactile_normal", (o_k, e_k), normal, np.asarray(weights.tactile_normal),
                                       self.object_model))
             else:

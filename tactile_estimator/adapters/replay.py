@@ -144,6 +144,7 @@ def _figures(
         "dropped_inputs": dict(sorted(estimator.dropped.items())),
         "events": dict(sorted(estimator.events.items())),
         "skipped_frames": estimator.skipped_frames,
+        "normal_at_corner": estimator.normal_at_corner,  # contact frames showing a corner: no normal factor
         "contact_fraction": float(np.mean([e.in_contact for e in estimates])) if estimates else 0.0,
     }
     if truth is not None and estimates:

@@ -2,7 +2,7 @@
 
 Priors become gtsam's native PriorFactorPose2 and the relative-motion priors BetweenFactorPose2
 (their errors are the same Log(p̂⁻¹x) and Log(m⁻¹a⁻¹b), held equal by tests). The tactile,
-pushing and contact factors are CustomFactors, which call back into Python at every
+contact-normal, pushing and contact factors are CustomFactors, which call back into Python at every
 linearization; iSAM2 keeps that to the factors whose variables moved, but a relinearization burst
 re-evaluates hundreds at once. So these callbacks compute one factor on floats: gtsam's Pose2 maps
 and their Jacobians, objects.foot_point for the contact point, geometry.log_derivative for Log,

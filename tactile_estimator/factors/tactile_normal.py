@@ -23,10 +23,10 @@ contact is, known modulo the quarter turn between faces. Corners are often pushe
 network reads it as the angle of (cos 4δ, sin 4δ) (networks/tactile.py), continuous across the fold.
 
 Jacobians (disc, ellipse): the normal turns as c slides along the tangent t by dν/dc = (tᵀ − tᵀJ) / d, where
-d = sdf(c) and J = df/dc is the closest point's derivative (objects.foot_point): on a face
-J = t tᵀ and the normal is fixed; at a corner J = 0 and ν turns about it; on a curve of curvature
-κ, 1 − tᵀJt = dκ / (1 + dκ). A rectangle's is ±1 in θ_o and θ_e alone. The numpy form here is
-the definition (numerical Jacobians); the iSAM2 callback computes the analytic form, held to it by tests.
+d = sdf(c) and J = df/dc is the closest point's derivative (objects.foot_point): on a curve of
+curvature κ, 1 − tᵀJt = dκ / (1 + dκ) (a disc: dν/dc = tᵀ / |c|). A rectangle's is ±1 in θ_o
+and θ_e alone. The numpy form here is the definition (numerical Jacobians); the iSAM2 callback
+computes the analytic form, held to it by tests.
 """
 
 from __future__ import annotations

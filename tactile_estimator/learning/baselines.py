@@ -90,7 +90,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
     families = list(theta.log_sigma.keys())
     if not families:
         raise TrainingError("blackbox searches standard deviations: learn must name a factor family "
-                            "(tactile, pushing, contact, ee_prior, camera)")
+                            "(tactile, tactile_normal, pushing, contact, ee_prior, camera)")
     if trainer.world.size > 1:
         raise TrainingError("blackbox runs in one process; start it without torchrun")
     masks = [theta.axes[f] for f in families]  # only the learned axes are searched

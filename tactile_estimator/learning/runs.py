@@ -14,7 +14,6 @@ factors/torch_forms.py, so gradients reach θ (network and log-sigmas) but not t
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from tactile_estimator.adapters.replay import object_shape
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
-from tactile_estimator.config import EstimatorConfig, split_learn
+from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator, family_sigmas
 from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
@@ -38,7 +37,6 @@ from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
 
-log = logging.getLogger(__name__)
 SIGMA_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
 
 
@@ -227,11 +225,15 @@ class Theta(torch.nn.Module):
                 self.inflation[family] = torch.from_numpy(inflation(np.clip(np.asarray(rho, dtype=float), 0.0,
                                                                             MAX_CORRELATION)))
         chosen = dict(split_learn(name) for name in learn)
+        if "tactile_encoder" in chosen and model.has_normal_head:
+            # The run graphs hold the normal head's readings as they were when each run was built.
+            raise ConfigError("learn: tactile_encoder would change the contact normal head's readings, which "
+                              "training holds fixed; learn tactile_head and the sigmas instead")
         for family in SIGMA_FAMILIES:
             if family in chosen:
                 if family == "tactile_normal" and not model.has_normal_head:
-                    log.warning("learn: tactile_normal skipped: the model's network has no normal head")
-                    continue
+                    raise ConfigError("learn: tactile_normal needs a model whose network has a normal head "
+                                      "(architecture.normal_hidden > 0); this one has none")
                 start = family_sigmas(model, config, family)
                 kappa = self.inflation.get(family, torch.ones(len(start), dtype=torch.float64))
                 self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start) / kappa))

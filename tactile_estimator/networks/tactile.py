@@ -115,7 +115,7 @@ class TactileNet(nn.Module):
         """(M, E) -> (M,) the contact normal's deviation δ in the sensor frame (rad), folded by m, and
         (M,) whether the frame shows a rectangle's corner (always False for m = 1)."""
         vector, corner_logit = self.normal_outputs(codes, period_count)
-        m = torch.as_tensor(period_count, dtype=vector.dtype)
+        m = torch.as_tensor(period_count, dtype=vector.dtype, device=vector.device)
         return torch.atan2(vector[:, 1], vector[:, 0]) / m, (corner_logit > 0) & (m == 4)
 
 
@@ -263,8 +263,10 @@ def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
 
 def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -> None:
     """A normal head needs its σ; a σ without a head is a model from elsewhere."""
-    if not isinstance(arch.normal_hidden, int) or arch.normal_hidden < 0:
-        raise ModelError(f"{path}: architecture.normal_hidden must be an integer >= 0, not {arch.normal_hidden!r}")
+    hidden = arch.normal_hidden
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 0 <= hidden <= MAX_WIDTH:
+        raise ModelError(f"{path}: architecture.normal_hidden must be an integer in [0, {MAX_WIDTH}], "
+                         f"not {hidden!r}"[:300])
     sigma = weights.tactile_normal
     if arch.normal_hidden:
         if not (isinstance(sigma, list) and len(sigma) == 1 and isinstance(sigma[0], (int, float))
