@@ -4,7 +4,7 @@ The report replays every run in two regimes, each with and without tactile facto
 bag as simulated: 2 Hz with dropouts) and "tactile-only" (camera factors disabled; the first
 detection still seeds the first pose, as in real pushing runs where the arm occludes the object).
 It does so for the validation runs, the held-out runs or both (``--set``; seeds in
-``benchmarks.seeds``). The shipped model was trained on seeds 0-23.
+``benchmarks.seeds``). The shipped model was trained on seeds 0-59.
 
 The sweeps tune, so they run on the validation runs only. ``--offsets A,B,C ...`` sweeps the
 tactile window (the step offsets that get a tactile factor) against the same runs without tactile
