@@ -11,7 +11,7 @@ from tactile_estimator.sim.pushing import SimulatedRun, simulate_run
 from tactile_estimator.sim.recording import write_run_bag
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "test" / "fixtures"  # real files written by others, with their licenses
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +27,5 @@ def rect_bag(rect_run: SimulatedRun, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def shared_bags() -> Path:
-    path = SHARED_DATA / "ros2-bags"
-    if not path.is_dir():
-        pytest.skip(f"shared recordings not found at {path}")
-    return path
+def recorded_bags() -> Path:
+    return FIXTURES / "ros2-bags"

@@ -23,16 +23,13 @@ from tactile_estimator.io.bags import (
 )
 from tactile_estimator.records import ObjectInfo, TactileFrame
 
-BAGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ros2-bags"
+BAGS = Path(__file__).resolve().parent / "fixtures" / "ros2-bags"
 T0 = 1_700_000_000_000_000_000
 TALKER_TEXT = [f"Hello, world! {i}" for i in range(10)]
 
 
-def _shared_bag(name: str) -> Path:
-    path = BAGS / name
-    if not path.exists():
-        pytest.skip(f"recorded test bag {path} is absent (the shared data folder sits next to the repository)")
-    return path
+def _recorded_bag(name: str) -> Path:
+    return BAGS / name
 
 
 def _frame(i: int) -> TactileFrame:
@@ -81,7 +78,7 @@ def _storage_file(bag_dir: Path) -> Path:
     ],
 )
 def test_recorded_talker_bags_open_and_read(relative: str) -> None:
-    path = _shared_bag(relative)
+    path = _recorded_bag(relative)
     resolved = resolve_bag(path)
     assert resolved == (path.parent if path.name == "metadata.yaml" else path)
     topics = bag_topics(path)
@@ -93,7 +90,7 @@ def test_recorded_talker_bags_open_and_read(relative: str) -> None:
 
 
 def test_read_all_topics_is_in_log_time_order() -> None:
-    path = _shared_bag("talker_sqlite3")
+    path = _recorded_bag("talker_sqlite3")
     messages = list(read_messages(path))
     assert [x.topic for x in messages[:4]] == ["/rosout", "/topic", "/rosout", "/topic"]
     assert len(messages) == 20
@@ -104,7 +101,7 @@ def test_read_all_topics_is_in_log_time_order() -> None:
 
 
 def test_require_topics_names_missing_and_present_topics() -> None:
-    path = _shared_bag("talker_mcap")
+    path = _recorded_bag("talker_mcap")
     with pytest.raises(MissingTopicsError) as info:
         require_topics(path, [["/digit/image_raw", "/digit/image_raw/compressed"], ["/ee_pose"], ["/topic"]])
     text = str(info.value)
@@ -117,7 +114,7 @@ def test_require_topics_names_missing_and_present_topics() -> None:
 
 
 def test_require_topics_treats_an_empty_topic_as_missing() -> None:
-    path = _shared_bag("talker_sqlite3")
+    path = _recorded_bag("talker_sqlite3")
     with pytest.raises(
         MissingTopicsError, match=r"lacks /parameter_events;.*\(rcl_interfaces/msg/ParameterEvent, no messages\)"
     ):
@@ -125,7 +122,7 @@ def test_require_topics_treats_an_empty_topic_as_missing() -> None:
 
 
 def test_unknown_message_types_are_skipped_with_one_warning_per_topic() -> None:
-    path = _shared_bag("cdr_test_mcap")
+    path = _recorded_bag("cdr_test_mcap")
     assert bag_topics(path) == {"/array_topic": "test_msgs/msg/Arrays", "/test_topic": "test_msgs/msg/BasicTypes"}
     warnings: list[str] = []
     stats = ReadStats()
@@ -141,7 +138,7 @@ def test_unknown_message_types_are_skipped_with_one_warning_per_topic() -> None:
 
 
 def test_unknown_types_default_to_the_module_logger(caplog: pytest.LogCaptureFixture) -> None:
-    path = _shared_bag("cdr_test_mcap/cdr_test_0.mcap")
+    path = _recorded_bag("cdr_test_mcap/cdr_test_0.mcap")
     with caplog.at_level("WARNING", logger="tactile_estimator.io.bags"):
         assert list(read_messages(path)) == []
     assert sum("/array_topic" in r.getMessage() for r in caplog.records) == 1
@@ -346,7 +343,7 @@ def test_corrupt_message_is_skipped_and_counted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_copy_bag_with_adds_outputs_in_time_order(tmp_path: Path, storage: str) -> None:
-    source = _shared_bag("talker_mcap")
+    source = _recorded_bag("talker_mcap")
     times = [x.log_time_ns for x in read_messages(source, ["/topic"])]
     extra = [
         ("/estimator/object_pose", m.POSE_STAMPED, t + 1, m.pose_stamped_msg(t + 1, (i * 0.1, 0.0, 0.0), "world"))
@@ -369,7 +366,7 @@ def test_copy_bag_with_adds_outputs_in_time_order(tmp_path: Path, storage: str) 
 
 
 def test_copy_bag_with_skips_unknown_types(tmp_path: Path) -> None:
-    source = _shared_bag("cdr_test_mcap")
+    source = _recorded_bag("cdr_test_mcap")
     warnings: list[str] = []
     out = tmp_path / "copy"
     count = copy_bag_with(source, out, [("/note", m.STRING, T0, m.string_msg("x"))], warn=warnings.append)

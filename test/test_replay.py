@@ -62,8 +62,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def test_bag_without_expected_topics_exits_2_naming_them(shared_bags: Path, tmp_path: Path) -> None:
-    result = run_cli("replay", str(shared_bags / "talker_mcap"), "--out", str(tmp_path))
+def test_bag_without_expected_topics_exits_2_naming_them(recorded_bags: Path, tmp_path: Path) -> None:
+    result = run_cli("replay", str(recorded_bags / "talker_mcap"), "--out", str(tmp_path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -71,8 +71,8 @@ def test_bag_without_expected_topics_exits_2_naming_them(shared_bags: Path, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_bag_of_unknown_types_gets_one_line(shared_bags: Path, tmp_path: Path) -> None:
-    result = run_cli("replay", str(shared_bags / "cdr_test_mcap"), "--out", str(tmp_path))
+def test_bag_of_unknown_types_gets_one_line(recorded_bags: Path, tmp_path: Path) -> None:
+    result = run_cli("replay", str(recorded_bags / "cdr_test_mcap"), "--out", str(tmp_path))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
