@@ -19,6 +19,8 @@ from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.records import TactileFrame
 
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models"
+
 
 @pytest.fixture(scope="module")
 def model() -> TactileModel:
@@ -145,6 +147,17 @@ def test_shipped_model_loads_without_pickle(tmp_path: Path) -> None:
     assert model_dir.exists()
 
 
+def _model_copy(tmp_path: Path, edit=None) -> Path:
+    """The shipped model copied to tmp_path/model, its model.yaml changed by ``edit`` if given."""
+    broken = tmp_path / "model"
+    shutil.copytree(SHIPPED_MODEL, broken)
+    if edit is not None:
+        description = yaml.safe_load((broken / "model.yaml").read_text())
+        edit(description)
+        (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    return broken
+
+
 @pytest.mark.parametrize(("edit", "field"), [
     (lambda d: d["factor_weights"].pop("tactile_normal"), "factor_weights.tactile_normal"),
     (lambda d: d["factor_weights"].update(tactile_normal=[-0.1]), "factor_weights.tactile_normal"),
@@ -153,11 +166,7 @@ def test_shipped_model_loads_without_pickle(tmp_path: Path) -> None:
     (lambda d: d["architecture"].update(normal_hidden=0), "architecture.normal_hidden"),
 ])
 def test_an_inconsistent_normal_head_is_refused_naming_the_file_and_field(tmp_path: Path, edit, field: str) -> None:
-    broken = tmp_path / "model"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
-    description = yaml.safe_load((broken / "model.yaml").read_text())
-    edit(description)
-    (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    broken = _model_copy(tmp_path, edit)
     result = run_cli("replay", "x", "--model", str(broken))
     assert result.returncode == 2, result.stderr
     assert "model.yaml" in result.stderr and field in result.stderr
@@ -175,19 +184,14 @@ def test_an_inconsistent_normal_head_is_refused_naming_the_file_and_field(tmp_pa
     (lambda d: d.pop("factor_weights"), "factor_weights"),
 ])
 def test_a_model_with_values_out_of_range_is_refused_naming_the_field(tmp_path: Path, edit, field: str) -> None:
-    broken = tmp_path / "model"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
-    description = yaml.safe_load((broken / "model.yaml").read_text())
-    edit(description)
-    (broken / "model.yaml").write_text(yaml.safe_dump(description, sort_keys=False))
+    broken = _model_copy(tmp_path, edit)
     with pytest.raises(ModelError, match=field.replace(".", r"\.")):
         TactileModel.load(broken)
 
 
 @pytest.mark.parametrize("content", [b"", b"- a list\n", b"42\n", b"\xff\xfe not utf-8"])
 def test_a_model_yaml_that_is_not_a_description_is_refused(tmp_path: Path, content: bytes) -> None:
-    broken = tmp_path / "model"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    broken = _model_copy(tmp_path)
     (broken / "model.yaml").write_bytes(content)
     with pytest.raises(ModelError, match="model.yaml"):
         TactileModel.load(broken)
@@ -196,12 +200,11 @@ def test_a_model_yaml_that_is_not_a_description_is_refused(tmp_path: Path, conte
 def test_weights_that_are_empty_or_not_finite_are_refused(tmp_path: Path) -> None:
     import torch
 
-    broken = tmp_path / "model"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "models", broken)
+    broken = _model_copy(tmp_path)
     (broken / "weights.pt").write_bytes(b"")
     with pytest.raises(ModelError, match="weights.pt"):
         TactileModel.load(broken)
-    state = torch.load(Path(__file__).resolve().parents[1] / "models" / "weights.pt", weights_only=True)
+    state = torch.load(SHIPPED_MODEL / "weights.pt", weights_only=True)
     state["head.0.bias"][0] = float("nan")
     torch.save(state, broken / "weights.pt")
     with pytest.raises(ModelError, match="not finite"):

@@ -86,7 +86,6 @@ def _tactile_normal_error(factor: Factor, keys: list[int]):
     model = factor.context
     tip, measured = model.pusher.centre_in_ee(), float(factor.measurement[0])
     o_key, e_key = keys
-    d_o, d_e, d_w = (np.zeros((2, 3), order="F"), np.zeros((2, 2), order="F"), np.zeros((2, 3), order="F"))
 
     def face_error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
         o, e = values.atPose2(o_key), values.atPose2(e_key)
@@ -94,6 +93,10 @@ def _tactile_normal_error(factor: Factor, keys: list[int]):
         if jacobians is not None:
             jacobians[0], jacobians[1] = np.array([[0.0, 0.0, 1.0]]), np.array([[0.0, 0.0, -1.0]])
         return np.array([(angle + math.pi / 4) % (math.pi / 2) - math.pi / 4])
+
+    if model.shape.kind == "rect":
+        return face_error
+    d_o, d_e, d_w = (np.zeros((2, 3), order="F"), np.zeros((2, 2), order="F"), np.zeros((2, 3), order="F"))
 
     def error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
         o, e = values.atPose2(o_key), values.atPose2(e_key)
@@ -109,7 +112,7 @@ def _tactile_normal_error(factor: Factor, keys: list[int]):
             jacobians[1] = dnu @ dc_e - np.array([[0.0, 0.0, 1.0]])
         return residual
 
-    return face_error if model.shape.kind == "rect" else error
+    return error
 
 
 def _pushing_error(factor: Factor, keys: list[int]):

@@ -46,8 +46,9 @@ def symmetry(kind: str) -> int:
     return 4 if kind == "rect" else 1
 
 
-def fold(angle: np.ndarray, period_count: int) -> np.ndarray:
-    """An angle folded into [−π/m, π/m) for m = ``period_count`` (m = 1: wrapped to [−π, π))."""
+def fold(angle: np.ndarray, period_count: int | np.ndarray) -> np.ndarray:
+    """An angle folded into [−π/m, π/m) for m = ``period_count`` (m = 1: wrapped to [−π, π)); m may
+    be one per angle."""
     half = np.pi / period_count
     return np.mod(np.asarray(angle, dtype=float) + half, 2.0 * half) - half
 

@@ -262,18 +262,17 @@ def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
 
 
 def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -> None:
-    """A normal head needs its σ; a σ without a head is a model from elsewhere."""
+    """A normal head needs its σ; a σ without a head is a model from elsewhere. (The σ's own values
+    are _check_factor_weights'.)"""
     hidden = arch.normal_hidden
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 0 <= hidden <= MAX_WIDTH:
         raise ModelError(f"{path}: architecture.normal_hidden must be an integer in [0, {MAX_WIDTH}], "
                          f"not {hidden!r}"[:300])
     sigma = weights.tactile_normal
-    if arch.normal_hidden:
-        if not (isinstance(sigma, list) and len(sigma) == 1 and isinstance(sigma[0], (int, float))
-                and math.isfinite(sigma[0]) and sigma[0] > 0):
-            raise ModelError(f"{path}: factor_weights.tactile_normal must be one positive σ (rad) for the normal head, "
-                             f"not {sigma!r}")
-    elif sigma:
+    if hidden and not sigma:
+        raise ModelError(f"{path}: factor_weights.tactile_normal must be one positive σ (rad) for the normal head, "
+                         f"not {sigma!r}")
+    if not hidden and sigma:
         raise ModelError(f"{path}: factor_weights.tactile_normal is set but architecture.normal_hidden is 0 "
                          "(the network has no normal head)")
 
