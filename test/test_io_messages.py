@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -156,6 +158,105 @@ def test_garbage_jpeg_is_rejected(payload: bytes) -> None:
 def test_non_image_type_is_rejected() -> None:
     msg = m.pose_stamped_msg(STAMP, (0, 0, 0), "world", TS)
     assert _reason(m.image_to_frame, msg, m.POSE_STAMPED, "/t").reason == "unsupported_type"
+
+
+# ------------------------------------------------------------------------------ decompression bombs
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _bomb_png(height: int = 20000, width: int = 20000) -> bytes:
+    """A PNG whose IHDR claims ``height x width`` RGB pixels and whose IDAT is garbage: only a
+    decoder that believes the header (and allocates for it) gets as far as finding the garbage."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", bytes(range(256)) * 4) + _png_chunk(
+        b"IEND", b""
+    )
+
+
+def _with_jpeg_size(jpeg: bytes, height: int, width: int) -> bytes:
+    """A real JPEG with the size in its start-of-frame segment rewritten."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[: sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9 :]
+
+
+def _compressed(payload: bytes, fmt: str = "png") -> object:
+    msg = m.compressed_image_msg(_frame(), TS)
+    msg.format, msg.data = fmt, np.frombuffer(payload, dtype=np.uint8)
+    return msg
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any call to cv2.imdecode fails the test: a rejection must come from the header alone."""
+
+    def imdecode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("cv2.imdecode was called")
+
+    monkeypatch.setattr(m.cv2, "imdecode", imdecode)
+
+
+def test_png_bomb_is_rejected_from_its_header(no_decoding: None) -> None:
+    err = _reason(m.image_to_frame, _compressed(_bomb_png()), m.COMPRESSED_IMAGE, "/t", expected_hw=(24, 32))
+    assert err.reason == "bad_image_size"
+    assert "20000x20000" in str(err) and "24x32" in str(err) and "not decoded" in str(err)
+
+
+def test_png_bomb_is_rejected_without_an_expected_size(no_decoding: None) -> None:
+    err = _reason(m.image_to_frame, _compressed(_bomb_png()), m.COMPRESSED_IMAGE, "/t")
+    assert err.reason == "bad_image_size"
+    assert "20000x20000" in str(err) and str(m.MAX_IMAGE_SIDE) in str(err)
+
+
+def test_png_bomb_decoded_would_be_bad_data_not_bad_size() -> None:
+    """The garbage IDAT is what a decoder reaches: a size rejection proves it read the header only."""
+    err = _reason(m.image_to_frame, _compressed(_bomb_png(64, 64)), m.COMPRESSED_IMAGE, "/t", expected_hw=(64, 64))
+    assert err.reason == "bad_image_data"
+
+
+def test_valid_png_of_the_wrong_size_is_not_decoded(no_decoding: None) -> None:
+    ok, png = cv2.imencode(".png", _frame(48, 64).image)
+    assert ok
+    err = _reason(m.image_to_frame, _compressed(png.tobytes()), m.COMPRESSED_IMAGE, "/t", expected_hw=(24, 32))
+    assert err.reason == "bad_image_size" and "48x64" in str(err)
+
+
+def test_jpeg_bomb_is_rejected_from_its_frame_header(no_decoding: None) -> None:
+    jpeg = m.compressed_image_msg(_frame(), TS).data.tobytes()
+    bomb = _with_jpeg_size(jpeg, 20000, 20000)
+    for expected in ((24, 32), None):
+        err = _reason(m.image_to_frame, _compressed(bomb, "jpeg"), m.COMPRESSED_IMAGE, "/t", expected_hw=expected)
+        assert err.reason == "bad_image_size" and "20000x20000" in str(err)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\x89PNG\r\n\x1a\n\x00\x00", b"\x89PNG\r\n\x1a\n" + bytes(20), b"\xff\xd8\xff\xc0\x00\x11\x08",
+     b"\xff\xd8\xff\xd9", b"BM" + bytes(60), b"GIF89a" + bytes(20)],
+    ids=["png-cut", "png-no-ihdr", "jpeg-sof-cut", "jpeg-no-sof", "bmp", "gif"],
+)
+def test_cut_short_headers_and_other_formats_are_bad_data(no_decoding: None, payload: bytes) -> None:
+    assert _reason(m.image_to_frame, _compressed(payload), m.COMPRESSED_IMAGE, "/t").reason == "bad_image_data"
+
+
+def test_jpeg_of_the_expected_size_either_way_round_is_decoded() -> None:
+    """EXIF orientation may turn a JPEG; its header may give the size transposed and still pass."""
+    frame = _frame(24, 32)
+    out = m.image_to_frame(m.compressed_image_msg(frame, TS), m.COMPRESSED_IMAGE, "/t", expected_hw=(24, 32))
+    assert out.image.shape == (24, 32, 3)
+    turned = m.compressed_image_msg(_frame(32, 24), TS)
+    err = _reason(m.image_to_frame, turned, m.COMPRESSED_IMAGE, "/t", expected_hw=(24, 32))
+    assert err.reason == "bad_image_size" and "32x24" in str(err)  # decoded, then held to the exact size
+
+
+def test_raw_image_claiming_a_huge_size_is_rejected_by_size(no_decoding: None) -> None:
+    msg = m.image_msg(_frame(), TS)
+    msg.height, msg.width, msg.step = 20000, 20000, 60000
+    for expected in ((24, 32), None):
+        err = _reason(m.image_to_frame, msg, m.IMAGE, "/t", expected_hw=expected)
+        assert err.reason == "bad_image_size" and "20000x20000" in str(err)
 
 
 # --------------------------------------------------------------------------------------------- poses

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +37,9 @@ IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 POSE_TYPES = (POSE_STAMPED, POSE_WITH_COVARIANCE_STAMPED)
 
 RAW_ENCODINGS = ("rgb8", "bgr8")
+MAX_IMAGE_SIDE = 4096
+"""The longest image side taken at all (the config's limit on image_height/image_width): a larger
+header is refused before any pixel is decoded or copied, so a decompression bomb costs nothing."""
 QUATERNION_NORM_TOL = 1e-3
 """How far |q| may be from 1: float32 round trips stay far inside it, a hand-typed (0, 0, 0, 0) does not."""
 
@@ -110,6 +114,8 @@ def _header(stamp_ns: int, frame_id: str, typestore: Typestore) -> Any:
 def image_to_frame(msg: Any, msgtype: str, topic: str, expected_hw: tuple[int, int] | None = None) -> TactileFrame:
     """An ``Image`` (rgb8/bgr8) or ``CompressedImage`` (jpeg/png) -> RGB uint8 ``TactileFrame``.
 
+    The size the message claims (a raw image's height and width, a PNG's IHDR or a JPEG's frame
+    header) is checked against ``expected_hw`` and :data:`MAX_IMAGE_SIDE` before anything is decoded.
     The image is copied, so the record does not pin (or alias) the message's buffer.
     """
     if msgtype not in IMAGE_TYPES:
@@ -121,9 +127,9 @@ def image_to_frame(msg: Any, msgtype: str, topic: str, expected_hw: tuple[int, i
         )
     stamp_ns = stamp_to_ns(msg.header.stamp)
     if msgtype == IMAGE:
-        rgb = _raw_image_rgb(msg, topic, stamp_ns)
+        rgb = _raw_image_rgb(msg, topic, stamp_ns, expected_hw)
     else:
-        rgb = _compressed_image_rgb(msg, topic, stamp_ns)
+        rgb = _compressed_image_rgb(msg, topic, stamp_ns, expected_hw)
     if expected_hw is not None and tuple(rgb.shape[:2]) != tuple(expected_hw):
         raise InputRejected(
             "bad_image_size",
@@ -134,7 +140,26 @@ def image_to_frame(msg: Any, msgtype: str, topic: str, expected_hw: tuple[int, i
     return TactileFrame(stamp_ns=stamp_ns, image=rgb, frame_id=msg.header.frame_id)
 
 
-def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
+def _check_claimed_size(
+    height: int, width: int, what: str, expected_hw: tuple[int, int] | None, topic: str, stamp_ns: int
+) -> None:
+    """Refuse a size an image claims before it is decoded: over the limit, or not the expected one.
+
+    The expected size may appear either way round (EXIF orientation may turn a JPEG while it is
+    decoded); the decoded image is held to the exact size afterwards.
+    """
+    detail = None
+    if expected_hw is not None and (height, width) not in (tuple(expected_hw), tuple(expected_hw)[::-1]):
+        detail = f"not the expected {expected_hw[0]}x{expected_hw[1]}"
+    elif height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
+        detail = f"over the limit of {MAX_IMAGE_SIDE} pixels a side"
+    if detail is not None:
+        raise InputRejected(
+            "bad_image_size", topic, stamp_ns, f"{what} says {height}x{width} (height x width), {detail}; not decoded"
+        )
+
+
+def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int, expected_hw: tuple[int, int] | None) -> np.ndarray:
     encoding = str(msg.encoding).lower()
     if encoding not in RAW_ENCODINGS:
         raise InputRejected(
@@ -144,6 +169,7 @@ def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
     data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
     if height <= 0 or width <= 0:
         raise InputRejected("bad_image_size", topic, stamp_ns, f"image is {height}x{width} (height x width)")
+    _check_claimed_size(height, width, "image header", expected_hw, topic, stamp_ns)
     if step < 3 * width or data.size != step * height:
         raise InputRejected(
             "bad_image_data",
@@ -159,20 +185,82 @@ def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
     return np.array(pixels, dtype=np.uint8, order="C", copy=True)
 
 
-def _compressed_image_rgb(msg: Any, topic: str, stamp_ns: int) -> np.ndarray:
+def _compressed_image_rgb(msg: Any, topic: str, stamp_ns: int, expected_hw: tuple[int, int] | None) -> np.ndarray:
     fmt = str(msg.format).lower()
     # image_transport writes e.g. "rgb8; jpeg compressed bgr8"; plain "jpeg"/"png" is common too.
     if (fmt and not any(name in fmt for name in ("jpeg", "jpg", "png"))) or "compresseddepth" in fmt:
         raise InputRejected(
             "bad_image_encoding", topic, stamp_ns, f"compressed format '{msg.format}' is not jpeg or png"
         )
-    data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    data = np.ascontiguousarray(msg.data, dtype=np.uint8).reshape(-1)
+    try:
+        kind, height, width = compressed_image_size(memoryview(data))
+    except ValueError as error:
+        raise InputRejected(
+            "bad_image_data", topic, stamp_ns, f"{data.size} bytes of '{msg.format}' data have no image header: {error}"
+        ) from None
+    _check_claimed_size(height, width, f"{kind} header", expected_hw, topic, stamp_ns)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise InputRejected(
             "bad_image_data", topic, stamp_ns, f"{data.size} bytes of '{msg.format}' data do not decode to an image"
         )
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers, SOF0 to SOF15 less DHT (C4), JPG (C8) and DAC (CC): their segment
+# holds the frame's size. Standalone markers (TEM, RST0-7) carry no length.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
+_JPEG_MAX_MARKERS = 1000  # before the frame header; encoders write a dozen or so
+
+
+def compressed_image_size(data: bytes | memoryview) -> tuple[str, int, int]:
+    """(format, height, width) of PNG or JPEG data, read from its header alone (nothing is decoded).
+
+    Raises ValueError saying what is wrong when ``data`` is neither format or its header is cut short.
+    """
+    if bytes(data[:8]) == _PNG_SIGNATURE:
+        return ("png", *_png_size(data))
+    if bytes(data[:2]) == b"\xff\xd8":
+        return ("jpeg", *_jpeg_size(data))
+    if not len(data):
+        raise ValueError("there is no data")
+    raise ValueError(f"the data is neither PNG nor JPEG (it starts {bytes(data[:8])!r})")
+
+
+def _png_size(data: bytes | memoryview) -> tuple[int, int]:
+    # The first chunk is IHDR (length 13): width and height, big-endian, come first in it.
+    if len(data) < 24 or bytes(data[12:16]) != b"IHDR":
+        raise ValueError("PNG data has no IHDR chunk where it must start")
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
+
+
+def _jpeg_size(data: bytes | memoryview) -> tuple[int, int]:
+    """Walk the JPEG's markers after SOI up to its first start-of-frame segment."""
+    pos = 2
+    for _ in range(_JPEG_MAX_MARKERS):
+        if pos + 1 >= len(data) or data[pos] != 0xFF:
+            raise ValueError(f"JPEG data has no marker at byte {pos}, before any frame header")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte
+            pos += 1
+        elif marker in _JPEG_STANDALONE:
+            pos += 2
+        elif marker in (0xD9, 0xDA):  # end of image, or a scan
+            raise ValueError("JPEG data has no frame header before its first scan")
+        else:
+            segment = bytes(data[pos + 2 : pos + 9])  # length, then (for a frame) precision, height, width
+            length = int.from_bytes(segment[:2], "big")
+            if marker in _JPEG_SOF and length >= 8 and len(segment) == 7:
+                height, width = struct.unpack(">HH", segment[3:])
+                return height, width
+            if length < 2 or marker in _JPEG_SOF:
+                raise ValueError(f"JPEG segment at byte {pos} is cut short or has length {length}")
+            pos += 2 + length
+    raise ValueError(f"JPEG data has no frame header in its first {_JPEG_MAX_MARKERS} markers")
 
 
 def compressed_image_msg(frame: TactileFrame, typestore: Typestore = TYPESTORE, quality: int = 90) -> Any:
