@@ -12,8 +12,6 @@ A model directory holds ``weights.pt`` (a state dict, loaded with ``weights_only
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+
+from tactile_estimator.io.atomic import atomic_path
 
 WEIGHTS = "weights.pt"
 DESCRIPTION = "model.yaml"
@@ -278,18 +278,15 @@ def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -
 
 
 class _atomic:
-    """A temporary path next to ``target`` that replaces it only when the block succeeds."""
+    """A temporary path next to ``target`` that replaces it only when the block succeeds: the package's
+    one atomic writer (io.atomic.atomic_path: fsync, rename, fsync of the directory, open()'s mode, and
+    an OutputError naming the file when writing fails, the earlier file kept)."""
 
     def __init__(self, target: Path) -> None:
-        self.target = target
+        self._context = atomic_path(target)
 
     def __enter__(self) -> str:
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
-        os.close(fd)
-        return self.tmp
+        return str(self._context.__enter__())
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        elif os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._context.__exit__(*exc)
