@@ -1,12 +1,17 @@
 """Offline replay: a bag's messages in log-time order through the live path, then figures.
 
-For each bag: estimates.csv, metrics.json (when the bag has ground truth), a PNG of the paths,
-and on request a copy of the bag with the estimates added as topics.
+For each bag: estimates.csv, metrics.json (counts and latency always; the error figures where the
+bag's ground truth covers the estimates, else ``no_error_figures`` with the reason, see
+metrics.error_figures), a PNG of the paths, and on request a copy of the bag with the estimates
+added as topics. The output directory is checked before the bag is processed; every file is written
+atomically (io.atomic), so a failure (a full disk) leaves an OutputError naming the file and no
+half-written file, and an earlier replay's file stays as it was.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -22,7 +27,7 @@ from tactile_estimator.config import ConfigError, EstimatorConfig
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.graph import FactorGraph
-from tactile_estimator.io import bags, messages
+from tactile_estimator.io import atomic, bags, messages
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.plotting import plot_replay
@@ -31,6 +36,8 @@ from tactile_estimator.records import Estimate
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMESPACE = "/tactile_estimator"
+ESTIMATES, METRICS, PLOT = "estimates.csv", "metrics.json", "paths.png"
+OUTPUT_FILES = (ESTIMATES, METRICS, PLOT)
 
 
 @dataclass
@@ -82,6 +89,7 @@ def replay_bag(
     bag = bags.resolve_bag(bag)
     bags.require_topics(bag, required_topics(config))
     shape = object_shape(bag, config)
+    out = _output_directory(out_dir)
     estimator = Estimator(config, model, ObjectModel.for_shape(shape))
     router = StreamRouter(estimator)
     truth_topic = config.topics.ground_truth
@@ -105,37 +113,52 @@ def replay_bag(
     estimates.extend(estimator.flush())
     stamps, smoothed = estimator.trajectory(converge=config.final_iterations)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "estimates.csv", estimates)
     truth_arrays = (np.array([t for t, _ in truth]), np.array([p for _, p in truth])) if truth else None
-    figures = _figures(estimator, estimates, stamps, smoothed, truth_arrays)
-    (out / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
-    plot_path = out / "paths.png"
     online = (np.array([e.stamp_ns for e in estimates]), np.array([e.pose for e in estimates]).reshape(-1, 3))
+    figures = _figures(estimator, estimates, online, stamps, smoothed, truth_arrays, truth_topic)
     errors, truth_plot = None, None
-    if truth_arrays is not None and len(estimates):
+    if truth_arrays is not None and "no_error_figures" not in figures and len(estimates):
         errors = metrics.pose_errors(online[1], metrics.interpolate_poses(*truth_arrays, online[0])[0])
         truth_plot = (stamps, metrics.interpolate_poses(*truth_arrays, stamps)[0])
+    plot = io.BytesIO()
     plot_replay(
-        plot_path, f"{bag.name} ({shape.kind})", shape, truth_plot, online, (stamps, smoothed),
+        plot, f"{bag.name} ({shape.kind})", shape, truth_plot, online, (stamps, smoothed),
         np.array(estimator.camera_poses()).reshape(-1, 3),
         np.array([e.in_contact for e in estimates], dtype=bool), errors,
     )
+    plot_path = out / PLOT
+    atomic.atomic_write_text(out / ESTIMATES, _csv_text(estimates))
+    atomic.atomic_write_text(out / METRICS, json.dumps(figures, indent=2) + "\n")
+    atomic.atomic_write_bytes(plot_path, plot.getvalue())
     written = None
     if write_bag:
         written = out / f"{bag.name}_with_estimates"
-        bags.copy_bag_with(bag, written, _estimate_messages(estimates, stamps, smoothed, config), overwrite=True)
+        try:
+            bags.copy_bag_with(bag, written, _estimate_messages(estimates, stamps, smoothed, config), overwrite=True)
+        except OSError as error:  # BagWriter removes its partial bag; an earlier copy at ``written`` is kept
+            raise atomic.OutputError(f"cannot write bag {written}: {error.strerror or error}; {ESTIMATES}, {METRICS} "
+                                     f"and {PLOT} were written", written, error.errno) from error
     return ReplayResult(bag, out, shape, estimates, stamps, smoothed, figures, plot_path, written, truth_arrays,
                         estimator.graph, warnings)
+
+
+def _output_directory(out_dir: str | os.PathLike[str]) -> Path:
+    """The bag's output directory, checked before the bag is processed, without what an earlier
+    replay that was killed while writing left there."""
+    out = atomic.writable_directory(out_dir, "output directory")
+    for stale in atomic.remove_stale_temps(out, OUTPUT_FILES):
+        log.warning("removed %s, left by a replay that was killed while writing it", stale)
+    return out
 
 
 def _figures(
     estimator: Estimator,
     estimates: list[Estimate],
+    online: tuple[np.ndarray, np.ndarray],
     stamps: np.ndarray,
     smoothed: np.ndarray,
     truth: tuple[np.ndarray, np.ndarray] | None,
+    truth_topic: str,
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "steps": len(estimator.steps),
@@ -147,30 +170,20 @@ def _figures(
         "normal_at_corner": estimator.normal_at_corner,  # contact frames showing a corner: no normal factor
         "contact_fraction": float(np.mean([e.in_contact for e in estimates])) if estimates else 0.0,
     }
-    if truth is not None and estimates:
-        online_stamps = np.array([e.stamp_ns for e in estimates])
-        at, inside = metrics.interpolate_poses(*truth, online_stamps)
-        trans, rot = metrics.pose_errors(np.array([e.pose for e in estimates])[inside], at[inside])
-        at_s, inside_s = metrics.interpolate_poses(*truth, stamps)
-        f_trans, f_rot = metrics.pose_errors(smoothed[inside_s], at_s[inside_s])
-        figures.update(
-            rmse_translation_m=metrics.rmse(trans),
-            rmse_rotation_rad=metrics.rmse(rot),
-            final_rmse_translation_m=metrics.rmse(f_trans),
-            final_rmse_rotation_rad=metrics.rmse(f_rot),
-            final_translation_error_m=float(f_trans[-1]) if len(f_trans) else float("nan"),
-        )
+    empty = (np.zeros(0, dtype=np.int64), np.zeros((0, 3)))
+    figures.update(metrics.error_figures(truth or empty, online, (stamps, smoothed), truth_topic))
     return figures
 
 
-def _write_csv(path: Path, estimates: list[Estimate]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["stamp_ns", "step", "x", "y", "theta", "var_x", "var_y", "var_theta", "in_contact"])
-        for e in estimates:
-            var = np.diag(e.covariance)
-            writer.writerow([e.stamp_ns, e.step, *(f"{v:.6f}" for v in e.pose), *(f"{v:.3e}" for v in var),
-                             int(e.in_contact)])
+def _csv_text(estimates: list[Estimate]) -> str:
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(["stamp_ns", "step", "x", "y", "theta", "var_x", "var_y", "var_theta", "in_contact"])
+    for e in estimates:
+        var = np.diag(e.covariance)
+        writer.writerow([e.stamp_ns, e.step, *(f"{v:.6f}" for v in e.pose), *(f"{v:.3e}" for v in var),
+                         int(e.in_contact)])
+    return handle.getvalue()
 
 
 def _estimate_messages(
