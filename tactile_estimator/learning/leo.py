@@ -22,10 +22,13 @@ The other methods share the loop (data, schedule, checkpoints, outputs):
 Every epoch writes the validation RMSE to ``training_log.csv``, ``learning_curves.png`` and
 ``checkpoint.pt``, and the model (``weights.pt`` and ``model.yaml``) if its validation score is the
 best so far (``keep: best``, the default; the start counts) or always (``keep: last``), each
-through a temporary file and a rename. SIGINT/SIGTERM finish the current update, save a checkpoint
-and stop; ``resume`` continues from it with the same result as a run that was never stopped (the
-order of trajectories and the samples are drawn from seeds fixed by epoch and update, not from a
-running generator).
+through io.atomic (a temporary file, fsynced, then a rename). The output directory is checked
+before any work, and the temporary files of a run that was killed while writing are removed at the
+next start. A write that fails (a full disk) stops training with an OutputError naming the file;
+the earlier file and the last checkpoint are kept. SIGINT/SIGTERM finish the current update, save a
+checkpoint and stop; ``resume`` continues from it with the same result as a run that was never
+stopped (the order of trajectories and the samples are drawn from seeds fixed by epoch and update,
+not from a running generator).
 
 Data-parallel: under ``torchrun`` (WORLD_SIZE > 1) each process solves its share of every update's
 trajectories and the gradients are summed across processes (gloo on CPU, nccl on CUDA), so the
@@ -53,15 +56,17 @@ import torch.distributed as dist
 
 from tactile_estimator.backends import BackendError
 from tactile_estimator.config import EstimatorConfig, TrainerConfig
+from tactile_estimator.io import atomic
 from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.networks.tactile import FactorWeights, TactileModel, _atomic
+from tactile_estimator.networks.tactile import DESCRIPTION, WEIGHTS, FactorWeights, TactileModel
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 LOG_CSV = "training_log.csv"
 CURVES = "learning_curves.png"
+OUTPUTS = (CHECKPOINT, LOG_CSV, CURVES, WEIGHTS, DESCRIPTION)  # what a run writes in its directory
 
 
 class TrainingError(RuntimeError):
@@ -169,6 +174,10 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.command = command
         self.world = World.from_environment()
+        if self.world.main:  # before any work: an output directory that cannot take the files costs nothing
+            atomic.writable_directory(self.out_dir, "output directory")
+            for stale in atomic.remove_stale_temps(self.out_dir, OUTPUTS):
+                log.warning("removed %s, left by a run that was killed while writing it", stale)
         self.progress = progress if progress is not None and self.world.main else (lambda _text: None)
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -381,9 +390,16 @@ class Trainer:
     def _write_epoch(self, optimiser: torch.optim.Optimizer, schedule: Any) -> None:
         """The model if this epoch is the one to keep, the log and curves, then the checkpoint (last, so that
         a run stopped in between resumes to rewrite what it had not)."""
-        if kept_row(self.history, self.config.keep) is self.history[-1]:
-            write_model(self, self.factor_weights())
-        write_log(self)
+        try:
+            if kept_row(self.history, self.config.keep) is self.history[-1]:
+                write_model(self, self.factor_weights())
+            write_log(self)
+        except atomic.OutputError as error:
+            checkpoint = self.out_dir / CHECKPOINT
+            if checkpoint.is_file():
+                raise atomic.OutputError(f"{error}; training stopped, --resume continues from {checkpoint}",
+                                         error.path, error.errno) from error
+            raise
         self._save_checkpoint(optimiser, schedule, len(self.history) - 1, 0)
 
     def _save_checkpoint(self, optimiser: torch.optim.Optimizer | None, schedule: Any, epoch: int,
@@ -398,8 +414,15 @@ class Trainer:
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        with _atomic(self.out_dir / CHECKPOINT) as tmp:
-            Path(tmp).write_bytes(buffer.getvalue())
+        path = self.out_dir / CHECKPOINT
+        existed = path.is_file()
+        try:
+            atomic.atomic_write_bytes(path, buffer.getvalue())
+        except atomic.OutputError as error:
+            if existed:
+                raise atomic.OutputError(f"{error}; training stopped, --resume continues from it", path,
+                                         error.errno) from error
+            raise
 
     def load_checkpoint(self) -> dict[str, Any]:
         path = self.out_dir / CHECKPOINT
@@ -490,8 +513,7 @@ def write_log(trainer: Trainer) -> None:
     writer = csv.DictWriter(text, columns)
     writer.writeheader()
     writer.writerows(trainer.history)
-    with _atomic(out / LOG_CSV) as tmp:
-        Path(tmp).write_text(text.getvalue())
+    atomic.atomic_write_text(out / LOG_CSV, text.getvalue())
     _plot_curves(trainer.history, out / CURVES, trainer.config.method)
 
 
@@ -517,8 +539,7 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, method: str) -> None
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    with _atomic(path) as tmp:
-        Path(tmp).write_bytes(buffer.getvalue())
+    atomic.atomic_write_bytes(path, buffer.getvalue())
 
 
 def train(train_paths: Sequence[Path], val_paths: Sequence[Path], out_dir: Path, estimator_config: EstimatorConfig,

@@ -20,7 +20,10 @@ rejected ones with their reasons, and every round. A round trains in ``OUT/model
 if it is interrupted (SIGINT/SIGTERM), the trainer's checkpoint is there and the next start of the
 watcher resumes that round before looking for new bags. A round that fails (a NaN loss, a solver
 failure) is recorded with its error, its directory is kept as ``model_NNNN.failed`` and the
-watcher waits for new bags; earlier models are untouched.
+watcher waits for new bags; earlier models are untouched. A file that cannot be written (a full
+disk) stops the watcher with an OutputError naming it, and the round resumes at the next start. The
+output directory is checked when the watcher starts, and the temporary files of a watcher killed
+while writing its state are removed then.
 """
 
 from __future__ import annotations
@@ -35,11 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from tactile_estimator.config import EstimatorConfig, TrainerConfig
-from tactile_estimator.io import bags
+from tactile_estimator.io import atomic, bags
 from tactile_estimator.learning.datasets import DatasetError
 from tactile_estimator.learning.leo import CHECKPOINT, TrainingError, train, validation_score
 from tactile_estimator.learning.runs import require_training_topics
-from tactile_estimator.networks.tactile import _atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ class ModelWatch:
         self.val_paths = list(val_paths)
         self.progress = progress or (lambda _text: None)
         self.clock = clock
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic.writable_directory(self.out_dir, "--out")
+        for stale in atomic.remove_stale_temps(self.out_dir, [STATE]):
+            log.warning("removed %s, left by a watcher that was killed while writing it", stale)
         self.state = self._load_state()
         self._sizes: dict[str, tuple[int, float]] = {}  # bare bag files: (size, first seen at that size)
 
@@ -82,8 +86,7 @@ class ModelWatch:
         return {**empty, **state}
 
     def _save_state(self) -> None:
-        with _atomic(self.out_dir / STATE) as tmp:
-            Path(tmp).write_text(json.dumps(self.state, indent=1))
+        atomic.atomic_write_text(self.out_dir / STATE, json.dumps(self.state, indent=1))
 
     @property
     def latest_model(self) -> Path | None:
@@ -190,6 +193,7 @@ class ModelWatch:
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
+        atomic.fsync_directory(self.out_dir)
         record = {**{k: job[k] for k in ("number", "bags", "new_bags", "init")}, "model": name,
                   "accepted": accepted, "finished": self.clock(), "solver_calls": result.solver_calls,
                   "wall_s": result.wall_s, "start": _figures(first), "final": _figures(kept)}
@@ -212,6 +216,7 @@ class ModelWatch:
             if failed.exists():
                 shutil.rmtree(failed)
             os.replace(partial, failed)
+            atomic.fsync_directory(self.out_dir)
         self.state["in_progress"] = None
         if not retry:
             self.state["rounds"].append({**{k: job[k] for k in ("number", "bags", "new_bags", "init")},
@@ -229,6 +234,7 @@ class ModelWatch:
             tmp.unlink()
         tmp.symlink_to(name)
         os.replace(tmp, link)
+        atomic.fsync_directory(self.out_dir)
 
     def describe(self) -> str:
         rounds = self.state["rounds"]
