@@ -45,8 +45,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not 0.0 <= args.camera_dropout <= 1.0:
         raise ConfigError(f"--camera-dropout {args.camera_dropout} is a fraction in [0, 1]")
     noise = SensorNoise(camera_dropout=args.camera_dropout)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_out(args.out)
     for run in range(args.runs):
         kind = kinds[run % len(kinds)]
         seed = args.seed + run
@@ -66,6 +65,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = _config(args)
+    _writable_out(args.out)
     bags = expand_bag_paths(args.bags)
     val = expand_bag_paths(args.val) if args.val else []
     if not val and len(bags) >= 4:
@@ -95,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             overrides[f"watch.{name}_s"] = getattr(args, name)
     trainer_config = load_trainer_config(args.trainer_config, overrides)
+    _writable_out(args.out)
     val = expand_bag_paths(args.val) if args.val else []
     if args.watch or args.once:
         return _train_watch(args, config, trainer_config, val)
@@ -146,10 +147,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
+    out = _writable_out(args.out)
     torch.set_num_threads(config.network_threads)
     model = TactileModel.load(args.model or config.model or None)
     bags = expand_bag_paths(args.bags)
-    out = Path(args.out)
     results = []
     for bag in bags:
         result = replay_bag(bag, config, model, out / bag.name, write_bag=args.write_bag)
@@ -159,6 +160,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         extra = f"  bag: {r.written_bag}" if r.written_bag else ""
         print(f"{r.bag.name}: plot {r.plot}  metrics {r.out_dir / 'metrics.json'}{extra}")
     return 0
+
+
+def _writable_out(path: str) -> Path:
+    """``--out``, made if missing and checked before any work (io.atomic.writable_directory)."""
+    from tactile_estimator.io.atomic import writable_directory
+
+    return writable_directory(path, "--out")
+
+
+def _os_error(error: OSError) -> str:
+    """An OSError as one line: the path, then what the system said (a permission, a full disk)."""
+    if error.filename is None or not error.strerror:
+        text = str(error) or type(error).__name__
+    else:
+        where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else str(error.filename)
+        text = f"{where}: {error.strerror}"
+    return " ".join(text.split())[:1000]
 
 
 def _dds_settings(args: argparse.Namespace) -> tuple[int, str | None]:
@@ -312,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tactile_estimator.io.atomic import OutputError
     from tactile_estimator.io.bags import BagError
     from tactile_estimator.learning.datasets import DatasetError
     from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
@@ -319,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     errors: tuple[type[Exception], ...] = (BagError, ConfigError, ModelError, DatasetError, TrainingError,
-                                           FileNotFoundError)
+                                           OutputError)
     if args.command in ("run", "play", "train"):
         from tactile_estimator.adapters.dds import DdsError
 
@@ -328,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except errors as error:
         print(f"tactile-estimator: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file or directory the system refused (no permission, a full disk)
+        print(f"tactile-estimator: error: {_os_error(error)}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stopped:
         print(f"tactile-estimator: interrupted: {stopped}", file=sys.stderr)
