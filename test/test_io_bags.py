@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +233,75 @@ def test_storage_file_without_metadata_is_found(tmp_path: Path) -> None:
     shutil.copy(_storage_file(bag), bag / "second.mcap")
     with pytest.raises(BagError, match="no metadata.yaml and 2 storage files"):
         resolve_bag(bag)
+
+
+def test_symlink_loop_and_dangling_link_are_named_as_such(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.mcap"
+    loop.symlink_to(loop)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone")
+    for call in (resolve_bag, bag_topics, read_messages):
+        with pytest.raises(BagError) as info:
+            call(loop)
+        assert "symbolic link loop" in _assert_one_line_bag_error(info, loop) and "exist" not in str(info.value)
+    with pytest.raises(BagError) as info:
+        resolve_bag(dangling)
+    assert "symbolic link to" in _assert_one_line_bag_error(info, dangling) and "gone, which does not exist" in str(
+        info.value
+    )
+
+
+def test_a_named_pipe_is_not_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "live.mcap"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    with pytest.raises(BagError) as info:
+        resolve_bag(fifo)
+    assert "not a regular file" in _assert_one_line_bag_error(info, fifo)
+
+
+@contextmanager
+def _unprivileged() -> Iterator[None]:
+    """Root reads whatever a file's mode says: take an unprivileged effective user for the block."""
+    if os.geteuid() != 0:
+        yield
+        return
+    try:
+        os.seteuid(65534)
+    except OSError:
+        pytest.skip("running as root without the right to change user: file modes cannot deny reads")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory any user may enter (pytest's tmp_path is its owner's alone)."""
+    with tempfile.TemporaryDirectory() as name:
+        os.chmod(name, 0o755)
+        yield Path(name)
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_unreadable_bag_is_named_unreadable_not_corrupt(public_dir: Path, storage: str) -> None:
+    bag = public_dir / "bag"
+    _write_session(bag, storage)
+    storage_file = _storage_file(bag)
+    bare = shutil.copy(storage_file, public_dir / storage_file.name)
+    closed = shutil.copytree(bag, public_dir / "closed")
+    cases = {Path(bare): Path(bare), bag: storage_file, closed: closed}  # path given: what is made unreadable
+    for unreadable in cases.values():
+        os.chmod(unreadable, 0)
+    try:
+        for path in cases:
+            with _unprivileged(), pytest.raises(BagError) as info:
+                bag_info(path)
+            text = _assert_one_line_bag_error(info, path)
+            assert "cannot be read: permission denied" in text and "corrupt" not in text
+    finally:
+        for unreadable in cases.values():
+            os.chmod(unreadable, 0o755)
 
 
 # -------------------------------------------------------------------------------------- writing

@@ -9,6 +9,7 @@ fail to deserialise, are skipped with a warning: one odd topic must not stop a r
 
 from __future__ import annotations
 
+import errno
 import heapq
 import logging
 import os
@@ -96,11 +97,41 @@ def _describe(exc: BaseException) -> str:
 # -------------------------------------------------------------------------------------------- paths
 
 
+def _os_problem(exc: OSError, path: str | os.PathLike[str]) -> str:
+    """What an OSError met on (or inside) ``path`` says, in a few words naming the file where it is another."""
+    where = "" if exc.filename is None or Path(exc.filename) == Path(path) else f" ({exc.filename})"
+    if exc.errno == errno.ELOOP:
+        return f"is a symbolic link loop{where}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot be read: permission denied{where}"
+    return f"cannot be read: {exc.strerror or _describe(exc)}{where}"
+
+
+def _stat(given: Path, path: str | os.PathLike[str]) -> os.stat_result:
+    """The status of ``given``, following links; a path that cannot be reached gets its own reason."""
+    try:
+        return given.stat()
+    except FileNotFoundError:
+        if given.is_symlink():
+            raise BagError(f"bag {path} is a symbolic link to {os.readlink(given)}, which does not exist") from None
+        raise BagError(f"bag {path} does not exist") from None
+    except NotADirectoryError:
+        raise BagError(f"bag {path} does not exist (a part of the path is a file)") from None
+    except OSError as exc:
+        raise BagError(f"bag {path} {_os_problem(exc, path)}") from None
+
+
 def _locate(path: str | os.PathLike[str]) -> Path:
     """The path rosbags' Reader should open, from the layout alone (nothing is read)."""
     given = Path(path)
-    if not given.exists():
-        raise BagError(f"bag {path} does not exist")
+    _stat(given, path)
+    try:
+        return _layout(given, path)
+    except OSError as exc:  # a directory that may not be listed or entered
+        raise BagError(f"bag {path} {_os_problem(exc, path)}") from None
+
+
+def _layout(given: Path, path: str | os.PathLike[str]) -> Path:
     if given.is_dir():
         if (given / "metadata.yaml").is_file():
             return given
@@ -115,17 +146,38 @@ def _locate(path: str | os.PathLike[str]) -> Path:
                 f"({', '.join(p.name for p in storage)}); run `ros2 bag reindex` on it or pass one file"
             )
         raise BagError(f"{path} is not a rosbag2 directory or .mcap/.db3 file")
-    if given.name == "metadata.yaml":
-        return given.parent
-    if given.suffix in _STORAGE_SUFFIXES:
-        return given
-    raise BagError(f"{path} is not a rosbag2 directory or .mcap/.db3 file")
+    if given.name != "metadata.yaml" and given.suffix not in _STORAGE_SUFFIXES:
+        raise BagError(f"{path} is not a rosbag2 directory or .mcap/.db3 file")
+    if not given.is_file():  # a pipe or a device: opening one may block, reading it is no bag
+        raise BagError(f"bag {path} is not a regular file or directory")
+    return given.parent if given.name == "metadata.yaml" else given
+
+
+def _check_readable(location: Path, path: str | os.PathLike[str]) -> None:
+    """Open the files rosbags will read, so that one the user may not read is reported as that:
+    rosbags reports it as a corrupt or unopenable bag."""
+    if location.is_dir():
+        files = [location / "metadata.yaml", *sorted(p for p in location.iterdir() if p.suffix in _STORAGE_SUFFIXES)]
+    else:
+        files = [location]
+    for file in files:
+        if not file.is_file():
+            continue
+        try:
+            with open(file, "rb"):
+                pass
+        except OSError as exc:
+            raise BagError(f"bag {path} {_os_problem(exc, path)}") from None
 
 
 @contextmanager
 def _open_reader(path: str | os.PathLike[str]) -> Iterator[Reader]:
     """An open Reader; every way opening can fail becomes a one-line BagError."""
     location = _locate(path)
+    try:
+        _check_readable(location, path)
+    except OSError as exc:
+        raise BagError(f"bag {path} {_os_problem(exc, path)}") from None
     try:
         reader = Reader(location)
         reader.open()
