@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
 from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
+from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.cli import main
 from tactile_estimator.config import load_estimator_config
+from tactile_estimator.estimator import Estimator
+from tactile_estimator.factors import ObjectModel
 from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import ModelError, TactileModel
+from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.records import TactileFrame
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models"
@@ -209,3 +216,55 @@ def test_weights_that_are_empty_or_not_finite_are_refused(tmp_path: Path) -> Non
     torch.save(state, broken / "weights.pt")
     with pytest.raises(ModelError, match="not finite"):
         TactileModel.load(broken)
+
+
+def _bomb_image(stamp_ns: int) -> object:
+    """A CompressedImage whose PNG header claims 20000x20000 pixels (its pixel data is garbage)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    msg = messages.compressed_image_msg(TactileFrame(stamp_ns, np.zeros((2, 2, 3), np.uint8)))
+    msg.format, msg.data = "png", np.frombuffer(png + chunk(b"IDAT", bytes(1000)) + chunk(b"IEND", b""), np.uint8)
+    return msg
+
+
+def test_undecodable_messages_and_image_bombs_in_a_bag_are_counted_drops(
+    rect_bag: Path, model: TactileModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_estimator_config()
+    raw = list(bags.read_raw(rect_bag))
+    tactile = [t for topic, _, t, _ in raw if topic == "/digit/image_raw/compressed"]
+    end = tactile[12]  # a dozen steps are enough; the whole bag takes seconds
+    short = tmp_path / "short"
+    with bags.BagWriter(short) as out:
+        for topic, msgtype, t, data in raw:
+            if t <= end:
+                out.write_raw(topic, msgtype, t, data)
+        out.write_raw("/ee_pose", messages.POSE_STAMPED, tactile[3] + 1, b"\x00\x01\x00\x00garbage")
+        out.write_raw("/digit/image_raw/compressed", messages.COMPRESSED_IMAGE, tactile[5] + 1, b"\x00\x01\x00\x00")
+        out.write_raw(config.topics.ground_truth, messages.POSE_STAMPED, tactile[7] + 1, b"garbage")
+        out.write("/digit/image_raw/compressed", messages.COMPRESSED_IMAGE, tactile[9] + 1, _bomb_image(tactile[9] + 1))
+
+    def imdecode(data: np.ndarray, flags: int) -> np.ndarray:  # the bomb must be refused from its header
+        assert data.size < 100_000, "a bomb reached cv2.imdecode"
+        return decode(data, flags)
+
+    decode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", imdecode)
+    result = replay_bag(short, config, model, tmp_path / "out")
+    assert result.metrics["dropped_inputs"] == {"undecodable": 3, "bad_image_size": 1}
+    assert result.metrics["steps"] == 13
+    assert any("undecodable" in w for w in result.warnings)
+
+
+def test_an_image_bomb_on_the_live_path_is_a_counted_drop(model: TactileModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    def imdecode(*args: object) -> None:
+        raise AssertionError("cv2.imdecode was called")
+
+    monkeypatch.setattr(cv2, "imdecode", imdecode)
+    config = load_estimator_config()
+    estimator = Estimator(config, model, ObjectModel.for_shape(Shape("rect", DEFAULT_SIZES["rect"])))
+    router = StreamRouter(estimator)
+    assert router.handle(tactile_topics(config)[1], messages.COMPRESSED_IMAGE, _bomb_image(1_000)) == []
+    assert estimator.dropped == {"bad_image_size": 1}

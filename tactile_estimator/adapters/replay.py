@@ -101,7 +101,8 @@ def replay_bag(
         warnings.append(text)
         log.warning(text)
 
-    for message in bags.read_messages(bag, [*router.topics, truth_topic], warn=warn):
+    read = bags.ReadStats()
+    for message in bags.read_messages(bag, [*router.topics, truth_topic], warn=warn, stats=read):
         if message.topic == truth_topic:
             try:
                 sample = messages.pose_to_sample(message.msg, message.msgtype, truth_topic, np.pi)
@@ -110,6 +111,8 @@ def replay_bag(
                 estimator.reject("bad_ground_truth", str(rejected))
             continue
         estimates.extend(router.handle(message.topic, message.msgtype, message.msg))
+    if read.undecodable:  # CDR that does not deserialise: counted under the reason the live transports use
+        estimator.dropped["undecodable"] += sum(read.undecodable.values())
     estimates.extend(estimator.flush())
     stamps, smoothed = estimator.trajectory(converge=config.final_iterations)
 
