@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -494,3 +496,48 @@ def test_damage_mid_way_yields_what_precedes_it_then_raises(tmp_path: Path) -> N
     text = _assert_one_line_bag_error(info, path)
     assert f"after {len(got)} messages" in text
     assert 0 < len(got) < 20 and got == [T0 + i * 10_000_000 for i in range(len(got))]
+
+
+def _records(data: bytes) -> list[tuple[int, int, int]]:
+    """(opcode, offset, length) of every top-level MCAP record, from the header to the footer."""
+    pos, found = 8, []
+    while pos + 9 <= len(data):
+        opcode, length = data[pos], int.from_bytes(data[pos + 1 : pos + 9], "little")
+        found.append((opcode, pos, length))
+        if opcode == 0x02:
+            break
+        pos += 9 + length
+    return found
+
+
+def test_written_mcap_carries_the_crcs_of_its_chunks_data_and_summary(tmp_path: Path) -> None:
+    _write_session(tmp_path / "bag")
+    data = _storage_file(tmp_path / "bag").read_bytes()
+    records = _records(data)
+    chunks = [pos for opcode, pos, _ in records if opcode == 0x06]
+    assert chunks
+    for pos in chunks:  # times (16 bytes), uncompressed size, CRC, compression "" and the records' length
+        size, crc = struct.unpack_from("<QI", data, pos + 9 + 16)
+        assert data[pos + 9 + 28 : pos + 9 + 32] == bytes(4)
+        assert crc == zlib.crc32(data[pos + 9 + 40 : pos + 9 + 40 + size]) != 0
+    (data_end,) = [pos for opcode, pos, _ in records if opcode == 0x0F]
+    assert struct.unpack_from("<I", data, data_end + 9)[0] == zlib.crc32(data[:data_end])
+    footer = records[-1][1]
+    summary_start, _, summary_crc = struct.unpack_from("<QQI", data, footer + 9)
+    assert summary_crc == zlib.crc32(data[summary_start : footer + 9 + 16]) != 0
+    assert len(list(read_messages(tmp_path / "bag"))) == 16  # rosbags still reads it, checking the chunk CRCs
+
+
+def test_a_flipped_bit_inside_a_chunk_is_found_by_the_reader(tmp_path: Path) -> None:
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as out:
+        for i in range(5):
+            out.write("/s", m.STRING, T0 + i, m.string_msg(f"reading {i}"))
+    storage = _storage_file(bag)
+    data = bytearray(storage.read_bytes())
+    at = data.index(b"reading 3")
+    data[at] ^= 0x01  # "reading" becomes "seading": the message still deserialises
+    storage.write_bytes(bytes(data))
+    with pytest.raises(BagError) as info:
+        list(read_messages(bag))
+    assert "checksum" in _assert_one_line_bag_error(info, bag)

@@ -14,12 +14,14 @@ import heapq
 import logging
 import os
 import shutil
+import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from rosbags.interfaces import Connection, ConnectionExtRosbag2
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
@@ -395,7 +397,8 @@ class BagWriter:
 
     Messages go into ``<path>.partial/`` first; a clean exit renames the finished bag to ``path``,
     an exception removes the partial one, so a crash never leaves a half bag that looks whole.
-    Connections are created on the first message of each topic.
+    Connections are created on the first message of each topic. An MCAP bag carries real CRC-32s
+    (:func:`write_mcap_crcs`), so a reader finds a flipped bit instead of playing it.
     """
 
     def __init__(
@@ -484,6 +487,8 @@ class BagWriter:
             return False
         try:
             writer.close()
+            for storage in (self.partial / self.path.name).glob("*.mcap"):
+                write_mcap_crcs(storage)
             self._commit()
         except BagError:
             _remove(self.partial)
@@ -507,6 +512,75 @@ class BagWriter:
         _remove(self.partial)
         if aside is not None:
             _remove(aside)
+
+
+_MCAP_CHUNK, _MCAP_DATA_END, _MCAP_FOOTER = 0x06, 0x0F, 0x02
+_MCAP_FOOTER_SIZE = 9 + 8 + 8 + 4  # opcode and length, summary_start, summary_offset_start, summary_crc
+_CRC_BLOCK = 1 << 20
+
+
+def write_mcap_crcs(path: Path) -> None:
+    """Fill in the CRC-32s that rosbags' MCAP writer leaves 0 (which tells readers not to check).
+
+    Each uncompressed chunk gets its ``uncompressed_crc``, the DataEnd record the CRC of every byte
+    before it (magic included) and the Footer the CRC of the summary section and its own first
+    fields, as the MCAP specification defines them; rosbags checks the chunks' CRC as it reads.
+    """
+    with path.open("r+b") as f:
+        data_end = _write_chunk_crcs(f, path)
+        _write_crc(f, data_end + 9, _crc_of(f, 0, data_end))
+        footer = f.seek(-(_MCAP_FOOTER_SIZE + 8), os.SEEK_END)
+        record = f.read(_MCAP_FOOTER_SIZE)
+        if record[0] != _MCAP_FOOTER:
+            raise BagError(f"bag {path}: the MCAP file has no footer where it must end")
+        summary_start = struct.unpack("<Q", record[9:17])[0]
+        if summary_start:
+            summary_crc_at = footer + _MCAP_FOOTER_SIZE - 4
+            _write_crc(f, summary_crc_at, _crc_of(f, summary_start, summary_crc_at))
+
+
+def _write_chunk_crcs(f: BinaryIO, path: Path) -> int:
+    """Walk the data section's records, writing each chunk's CRC; returns the DataEnd's offset."""
+    pos = 8  # after the magic
+    while True:
+        f.seek(pos)
+        head = f.read(9)
+        if len(head) < 9 or head[0] == _MCAP_FOOTER:
+            raise BagError(f"bag {path}: the MCAP file has no DataEnd record (none before byte {pos})")
+        opcode, length = head[0], int.from_bytes(head[1:], "little")
+        if opcode == _MCAP_DATA_END:
+            return pos
+        if opcode == _MCAP_CHUNK:
+            _write_chunk_crc(f, pos)
+        pos += 9 + length
+
+
+def _write_chunk_crc(f: BinaryIO, pos: int) -> None:
+    """The CRC of one chunk's records, written into the chunk; a compressed chunk keeps 0."""
+    f.seek(pos + 9 + 16)  # opcode and length, then message start and end times
+    uncompressed_size, _crc, compression_length = struct.unpack("<QII", f.read(16))
+    if compression_length:
+        return
+    records = f.tell() + 8  # after the records' length, the same as uncompressed_size here
+    _write_crc(f, pos + 9 + 24, _crc_of(f, records, records + uncompressed_size))
+
+
+def _write_crc(f: BinaryIO, at: int, crc: int) -> None:
+    f.seek(at)
+    f.write(struct.pack("<I", crc))
+
+
+def _crc_of(f: BinaryIO, start: int, end: int) -> int:
+    """CRC-32 of the bytes ``start:end`` of an open file, read in blocks."""
+    f.seek(start)
+    crc = 0
+    while start < end:
+        block = f.read(min(_CRC_BLOCK, end - start))
+        if not block:
+            raise BagError(f"bag {f.name}: the MCAP file ends at byte {start}, before byte {end}")
+        crc = zlib.crc32(block, crc)
+        start += len(block)
+    return crc
 
 
 def _remove(path: Path) -> None:
