@@ -14,9 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tactile_estimator.config import FACTOR_FAMILIES, ConfigError, EstimatorConfig, TrainerConfig, load_estimator_config
+from tactile_estimator.config import (
+    FACTOR_FAMILIES,
+    ConfigError,
+    EstimatorConfig,
+    TrainerConfig,
+    load_estimator_config,
+    one_line,
+)
 
 log = logging.getLogger("tactile_estimator")
+
+MAX_ERROR_CHARS = 2000  # an error line longer than this is cut; each message bounds what it quotes already
 
 
 def _config(args: argparse.Namespace) -> EstimatorConfig:
@@ -346,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except errors as error:
-        print(f"tactile-estimator: error: {error}", file=sys.stderr)
+        print(f"tactile-estimator: error: {one_line(str(error), MAX_ERROR_CHARS)}", file=sys.stderr)
         return 2
     except OSError as error:  # a file or directory the system refused (no permission, a full disk)
         print(f"tactile-estimator: error: {_os_error(error)}", file=sys.stderr)

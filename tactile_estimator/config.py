@@ -8,7 +8,10 @@ dataclasses; an unknown or ill-typed key is an error that names the key.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -19,10 +22,79 @@ FACTOR_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior"
 
 
 MAX_FINAL_ITERATIONS = 100  # the end-of-bag re-solve converges in a few; 1e6 ran for minutes
+MAX_TACTILE_OFFSET = 100  # the estimator keeps this many steps' images
 
 
 class ConfigError(ValueError):
     """A configuration key is unknown, ill-typed or out of range; the message names it."""
+
+
+QUOTE_LIMIT = 80  # characters of a value an error message repeats
+_QUOTE_DEPTH = 8  # nesting that quote() shows before it writes "..."
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, or its first ``limit`` characters, "..." and the value's size.
+
+    The repr is built piece by piece and given up once it is long enough, so a value that YAML
+    aliases expand to gigabytes, a recursive list or an integer of a million digits costs no more
+    than a short one.
+    """
+    pieces, length = [], 0
+    for piece in _repr_pieces(value, 0, limit):
+        pieces.append(piece)
+        length += len(piece)
+        if length > limit:
+            return f"{''.join(pieces)[:limit]}... ({_size(value)})"
+    return "".join(pieces)
+
+
+def _repr_pieces(value: Any, depth: int, limit: int) -> Iterator[str]:
+    if isinstance(value, (str, bytes)):
+        yield repr(value[:limit + 1])
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield repr(value) if value.bit_length() < 1000 else hex(value)[:limit + 3]  # decimal has a digit limit
+    elif isinstance(value, (list, tuple, set, frozenset, dict)):
+        if depth >= _QUOTE_DEPTH:
+            yield "..."
+            return
+        opening, closing = {list: "[]", tuple: "()", dict: "{}"}.get(type(value), "{}")
+        yield opening
+        for i, item in enumerate(value.items() if isinstance(value, dict) else value):
+            if i:
+                yield ", "
+            if isinstance(value, dict):
+                yield from _repr_pieces(item[0], depth + 1, limit)
+                yield ": "
+                item = item[1]
+            yield from _repr_pieces(item, depth + 1, limit)
+        yield closing
+    else:
+        yield repr(value)
+
+
+def _size(value: Any) -> str:
+    if isinstance(value, str):
+        return f"{len(value)} characters"
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
+    if isinstance(value, int):
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return f"{type(value).__name__} of {len(value)} items"
+    return type(value).__name__
+
+
+def _name(key: Any) -> str:
+    """A key as an error message names it: as it is if it is a short printable string, else quoted."""
+    return key if isinstance(key, str) and len(key) <= QUOTE_LIMIT and key.isprintable() else quote(key)
+
+
+def one_line(text: str, limit: int = 4 * QUOTE_LIMIT) -> str:
+    """A message that is already text, such as YAML's, on one line and at most ``limit`` characters."""
+    length = len(text)
+    text = " ".join(text[:limit + 1].split())
+    return text if len(text) <= limit else f"{text[:limit]}... ({length} characters)"
 
 
 @dataclass
@@ -139,36 +211,36 @@ class EstimatorConfig:
 
     def validate(self) -> EstimatorConfig:
         if self.backend not in BACKENDS:
-            raise ConfigError(f"backend: '{self.backend}' is unknown; expected one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"backend: {quote(self.backend)} is unknown; expected one of {', '.join(BACKENDS)}")
         if self.gauss_newton.window < 2 or self.gauss_newton.iterations < 1:
             raise ConfigError("gauss_newton: window must be at least 2 steps and iterations at least 1")
         for name in self.disabled_factors:
             if name not in FACTOR_FAMILIES:
                 known = ", ".join(FACTOR_FAMILIES)
-                raise ConfigError(f"disabled_factors: '{name}' is unknown; expected one of {known}")
-        if not self.tactile_offsets or any(o < 1 for o in self.tactile_offsets):
-            raise ConfigError(f"tactile_offsets: {self.tactile_offsets} must be positive step offsets")
-        if self.keyframe.every_n_frames < 1:
-            raise ConfigError("keyframe.every_n_frames must be at least 1")
+                raise ConfigError(f"disabled_factors: {quote(name)} is unknown; expected one of {known}")
+        if not self.tactile_offsets or any(not 1 <= o <= MAX_TACTILE_OFFSET for o in self.tactile_offsets):
+            raise ConfigError(f"tactile_offsets: {quote(self.tactile_offsets)} must be step offsets from 1 to "
+                              f"{MAX_TACTILE_OFFSET}")
         if self.final_iterations < 0:
-            raise ConfigError(f"final_iterations: {self.final_iterations} must be 0 or more")
+            raise ConfigError(f"final_iterations: {quote(self.final_iterations)} must be 0 or more")
         if self.initial_object_pose and len(self.initial_object_pose) != 3:
             raise ConfigError("initial_object_pose must be [x, y, theta] or empty")
         for name in ("ee_prior", "camera", "first_pose"):
             sigmas = getattr(self.noise, name)
             if len(sigmas) != 3 or any(not (s > 0 and math.isfinite(s)) for s in sigmas):
-                raise ConfigError(f"noise.{name}: {sigmas} must be three positive standard deviations")
+                raise ConfigError(f"noise.{name}: {quote(sigmas)} must be three positive standard deviations")
         live = self.live
         for name in ("diagnostics_period_s", "stale_after_s", "camera_stale_after_s", "path_period_s"):
             value = getattr(live, name)
             if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"live.{name}: {value} must be a positive number of seconds")
+                raise ConfigError(f"live.{name}: {quote(value)} must be a positive number of seconds")
         walk = live.hold_random_walk
         if len(walk) != 3 or any(not (s >= 0 and math.isfinite(s)) for s in walk):
-            raise ConfigError(f"live.hold_random_walk: {walk} must be three non-negative rates (m, m, rad per sqrt(s))")
-        if live.image_queue_depth < 1 or live.pose_queue_depth < 1:
-            raise ConfigError("live.image_queue_depth and live.pose_queue_depth must be at least 1")
+            raise ConfigError(f"live.hold_random_walk: {quote(walk)} must be three non-negative rates "
+                              "(m, m, rad per sqrt(s))")
         self._check_ranges()
+        self._check_object()
+        self._check_device()
         return self
 
     def _check_ranges(self) -> None:
@@ -186,17 +258,63 @@ class EstimatorConfig:
             "isam2.relinearize_skip": (self.isam2.relinearize_skip, 1, 1_000_000, True),
             "isam2.relinearize_threshold": (self.isam2.relinearize_threshold, 0.0, 10.0, True),
             "noise.contact": (self.noise.contact, 0.0, 1.0, False),
+            "gauss_newton.window": (self.gauss_newton.window, 2, 100_000, True),
+            "gauss_newton.iterations": (self.gauss_newton.iterations, 1, 100, True),
+            "keyframe.every_n_frames": (self.keyframe.every_n_frames, 1, 100_000, True),
+            "keyframe.min_translation_m": (self.keyframe.min_translation_m, 0.0, 10.0, True),
+            "keyframe.min_rotation_rad": (self.keyframe.min_rotation_rad, 0.0, math.pi, True),
+            "contact.pixel_threshold": (self.contact.pixel_threshold, 0.0, 255.0, True),
+            "contact.min_fraction": (self.contact.min_fraction, 0.0, 1.0, True),
+            "contact.background_frames": (self.contact.background_frames, 1, 1000, True),  # kept in memory
+            "live.image_queue_depth": (self.live.image_queue_depth, 1, 10_000, True),
+            "live.pose_queue_depth": (self.live.pose_queue_depth, 1, 100_000, True),
         }
-        for key, (value, lowest, highest, closed) in ranges.items():
-            above = value >= lowest if closed else value > lowest
-            if not (math.isfinite(value) and above and value <= highest):
-                bracket = "[" if closed else "("
-                raise ConfigError(f"{key}: {value!r} is outside {bracket}{lowest}, {highest}]")
+        _check_ranges(ranges)
         if not all(math.isfinite(v) for v in self.initial_object_pose):
-            raise ConfigError(f"initial_object_pose: {self.initial_object_pose} must be finite")
+            raise ConfigError(f"initial_object_pose: {quote(self.initial_object_pose)} must be finite")
+
+    def _check_object(self) -> None:
+        """A configured shape, as objects.Shape checks it, in the words the estimator would use later."""
+        from tactile_estimator.objects import DEFAULT_SIZES
+
+        kind, size = self.object.shape, self.object.size
+        if kind == "from_bag":
+            return
+        if kind not in DEFAULT_SIZES:
+            raise ConfigError(f"object: object shape {quote(kind)} is unknown; expected from_bag or one of "
+                              f"{', '.join(DEFAULT_SIZES)}")
+        expected = len(DEFAULT_SIZES[kind])
+        if len(size) != expected or not all(0 < s < math.inf for s in size):
+            raise ConfigError(f"object: object size {quote(size)} for shape '{kind}' needs {expected} positive "
+                              "number(s)")
+
+    def _check_device(self) -> None:
+        """gauss_newton.device is a device name, and one this machine has if the gn backend is chosen."""
+        device = self.gauss_newton.device
+        match = re.fullmatch(r"cpu|cuda(?::(0|[1-9][0-9]{0,3}))?", device)
+        if match is None:
+            raise ConfigError(f"gauss_newton.device: {quote(device)} is not a device; expected cpu, cuda or cuda:N")
+        if device == "cpu" or self.backend != "gn":
+            return
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(match.group(1) or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(f"gauss_newton.device: {device} is not available, this machine has {have}; "
+                              "use cpu")
 
     def enabled(self, family: str) -> bool:
         return family not in self.disabled_factors
+
+
+def _check_ranges(ranges: dict[str, tuple[Any, Any, Any, bool]]) -> None:
+    """key: (value, lowest, highest, whether the lowest is allowed); NaN and infinities are outside too."""
+    for key, (value, lowest, highest, closed) in ranges.items():
+        above = value >= lowest if closed else value > lowest
+        if not (above and value <= highest):  # NaN compares false; an integer of any size compares
+            bracket = "[" if closed else "("
+            raise ConfigError(f"{key}: {quote(value)} is outside {bracket}{lowest}, {highest}]")
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
@@ -212,19 +330,22 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: expected a number, got {quote(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float's range
+            raise ConfigError(f"{key}: {quote(value)} is too large") from None
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {quote(value)}")
         return value
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {quote(value)}")
         return value
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            raise ConfigError(f"{key}: expected true or false, got {quote(value)}")
         return value
     raise ConfigError(f"{key}: unsupported type {kind}")
 
@@ -235,32 +356,145 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{prefix}{key}: unknown parameter; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"{prefix}{_name(key)}: unknown parameter; known: {', '.join(sorted(known))}")
         kwargs[key] = _coerce(value, hints[key], prefix + key)
     return cls(**kwargs)
 
 
 def _unflatten(values: dict[str, Any]) -> dict[str, Any]:
-    """ROS flattens nested parameters into dotted names; accept both forms."""
+    """ROS flattens nested parameters into dotted names; accept both forms, and both at once.
+
+    A later entry wins over an earlier one for the same parameter (so overrides win over the file).
+    """
     nested: dict[str, Any] = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{quote(key)}: a parameter name must be a string")
         node = nested
         parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{_name('.'.join(parts[:i + 1]))}: expected a map, got {type(child).__name__}")
+            child = dict(child)
+            node[part] = child
+            node = child
+        _merge(node, parts[-1], value)
     return nested
+
+
+def _merge(node: dict[str, Any], key: str, value: Any) -> None:
+    """node[key] = value, where two maps are merged key by key (copies: neither input changes)."""
+    old = node.get(key)
+    if isinstance(old, dict) and isinstance(value, dict):
+        node[key] = merged = dict(old)
+        for inner, item in value.items():
+            _merge(merged, inner, item)
+    else:
+        node[key] = value
+
+
+MAX_FILE_BYTES = 1 << 20  # a parameter file is a few kB; a larger one is refused, not read
+MAX_YAML_NODES = 100_000  # counted with aliases expanded, so an alias bomb is refused while it is read
+MAX_YAML_DEPTH = 64  # nesting; the shipped files use 4
+
+
+class _YamlLimit(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a document nested too deep or too big once its aliases are expanded.
+
+    Each composed node's size (itself and every node below it, an alias counting as the whole node it
+    names) is kept, so the count is exact and is checked before anything is constructed.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id of a composed node: its size with aliases expanded
+        self._nodes = 0  # the document's size so far
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.check_event(yaml.AliasEvent)
+        line = self.peek_event().start_mark.line + 1
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _YamlLimit(f"line {line}: nested deeper than {MAX_YAML_DEPTH} levels")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _YamlLimit(f"line {line}: an alias inside the node it names (a recursive structure)")
+            self._nodes += size
+        else:
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [child for pair in node.value for child in pair]
+            else:
+                children = []
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+            self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise _YamlLimit(f"line {line}: more than {MAX_YAML_NODES} nodes once its aliases are expanded "
+                             "(an alias bomb?)")
+        return node
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's document, or a one-line ConfigError that names the file.
+
+    The file must be UTF-8 and at most MAX_FILE_BYTES; YAML's safe subset only, within
+    MAX_YAML_NODES and MAX_YAML_DEPTH.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the parameter file: {one_line(str(error))}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a parameter file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                          "a parameter file is UTF-8") from None
+    try:
+        return safe_yaml(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: cannot read the parameter file: {yaml_reason(error)}") from None
+
+
+def yaml_reason(error: yaml.YAMLError) -> str:
+    """What YAML found wrong and where, in one line of at most a few hundred characters."""
+    mark = getattr(error, "problem_mark", None)
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem and mark is not None:
+        context = f" ({error.context})" if error.context else ""
+        return f"line {mark.line + 1}, column {mark.column + 1}: {one_line(error.problem + context, 2 * QUOTE_LIMIT)}"
+    return one_line(str(error), 2 * QUOTE_LIMIT)
+
+
+def safe_yaml(text: str) -> Any:
+    """yaml.safe_load within MAX_YAML_NODES and MAX_YAML_DEPTH; every failure is a yaml.YAMLError."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader: no Python tags
+    except (ValueError, OverflowError, RecursionError) as error:
+        # values YAML parses but Python refuses (a 5000-digit integer, month 13)
+        raise yaml.YAMLError(str(error)) from None
 
 
 def parameters_from_file(path: str | Path, node_name: str) -> dict[str, Any]:
     """The ros__parameters map for node_name (or the ``/**`` wildcard) of a parameter file."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read the parameter file: {error}".replace("\n", " ")) from error
+    document = read_yaml(path)
     if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a map of node names to ros__parameters")
+        got = "an empty file" if document is None else f"a {type(document).__name__}"
+        raise ConfigError(f"{path}: expected a map of node names to ros__parameters, got {got}")
     params: dict[str, Any] = {}
     for name in ("/**", node_name, "/" + node_name):
         section = document.get(name)
@@ -268,9 +502,16 @@ def parameters_from_file(path: str | Path, node_name: str) -> dict[str, Any]:
             continue
         if not isinstance(section, dict) or "ros__parameters" not in section:
             raise ConfigError(f"{path}: section '{name}' has no ros__parameters")
-        params.update(section["ros__parameters"] or {})
+        values = section["ros__parameters"]
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {name}.ros__parameters: expected a map of parameter names to values, "
+                              f"got a {type(values).__name__}")
+        params.update(values)
     if not params and document:
-        raise ConfigError(f"{path}: no section for node '{node_name}'; it has {', '.join(map(str, document))}")
+        names = ", ".join(_name(key) for key in itertools.islice(document, 20))
+        raise ConfigError(f"{path}: no section for node '{node_name}'; it has {one_line(names)}")
     return params
 
 
@@ -361,34 +602,54 @@ class TrainerConfig:
 
     def validate(self) -> TrainerConfig:
         if self.method not in TRAIN_METHODS:
-            raise ConfigError(f"method: '{self.method}' is unknown; expected one of {', '.join(TRAIN_METHODS)}")
+            raise ConfigError(f"method: {quote(self.method)} is unknown; expected one of {', '.join(TRAIN_METHODS)}")
         if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler: '{self.sampler}' is unknown; expected one of {', '.join(SAMPLERS)}")
+            raise ConfigError(f"sampler: {quote(self.sampler)} is unknown; expected one of {', '.join(SAMPLERS)}")
         for name in self.learn:
             family, axes = split_learn(name)
             if family not in LEARNABLE:
-                raise ConfigError(f"learn: '{name}' is unknown; expected any of {', '.join(LEARNABLE)}")
+                raise ConfigError(f"learn: {quote(name)} is unknown; expected any of {', '.join(LEARNABLE)}")
             axes_ok = bool(axes) and set(axes) <= set("xyz") and len(set(axes)) == len(axes)
             if ":" in name and (family not in SIGMA_AXES or not axes_ok):
-                raise ConfigError(f"learn: '{name}': only the 3-axis families ({', '.join(SIGMA_AXES)}) take "
+                raise ConfigError(f"learn: {quote(name)}: only the 3-axis families ({', '.join(SIGMA_AXES)}) take "
                                   f"axes, as family:axes with axes from xyz (x, y, θ), e.g. tactile:xy")
         if self.epochs < 0 or self.samples < 1 or self.runs_per_update < 1 or self.solver_iterations < 1:
             raise ConfigError("epochs must be >= 0; samples, runs_per_update and solver_iterations >= 1")
         if self.ee_truth not in ("measured", "bag"):
-            raise ConfigError(f"ee_truth: '{self.ee_truth}' is unknown; expected measured or bag")
+            raise ConfigError(f"ee_truth: {quote(self.ee_truth)} is unknown; expected measured or bag")
         if self.persistence not in ("model", "none"):
-            raise ConfigError(f"persistence: '{self.persistence}' is unknown; expected model or none")
+            raise ConfigError(f"persistence: {quote(self.persistence)} is unknown; expected model or none")
         if self.keep not in ("best", "last"):
-            raise ConfigError(f"keep: '{self.keep}' is unknown; expected best or last")
+            raise ConfigError(f"keep: {quote(self.keep)} is unknown; expected best or last")
         if self.blackbox.optimizer not in ("cma", "nelder-mead"):
             name = self.blackbox.optimizer
-            raise ConfigError(f"blackbox.optimizer: '{name}' is unknown; expected cma or nelder-mead")
+            raise ConfigError(f"blackbox.optimizer: {quote(name)} is unknown; expected cma or nelder-mead")
         if self.unroll.iterations < 1:
             raise ConfigError("unroll.iterations must be at least 1")
         if not self.watch.poll_s > 0 or self.watch.settle_s < 0 or self.watch.min_new_bags < 1:
             raise ConfigError("watch.poll_s must be positive, watch.settle_s >= 0 and watch.min_new_bags >= 1")
         if self.watch.accept not in ("improved", "always"):
-            raise ConfigError(f"watch.accept: '{self.watch.accept}' is unknown; expected improved or always")
+            raise ConfigError(f"watch.accept: {quote(self.watch.accept)} is unknown; expected improved or always")
+        day = 86400.0
+        _check_ranges({
+            "epochs": (self.epochs, 0, 100_000, True),
+            "samples": (self.samples, 1, 10_000, True),
+            "runs_per_update": (self.runs_per_update, 1, 100_000, True),
+            "learning_rate_sigma": (self.learning_rate_sigma, 0.0, 10.0, True),
+            "learning_rate_network": (self.learning_rate_network, 0.0, 10.0, True),
+            "l2": (self.l2, 0.0, 1e6, True),
+            "solver_iterations": (self.solver_iterations, 1, 1000, True),
+            "seed": (self.seed, 0, 2**63 - 1, True),  # numpy's SeedSequence refuses a negative one
+            "threads": (self.threads, 0, 1024, True),  # torch refuses a negative count
+            "blackbox.evaluations": (self.blackbox.evaluations, 1, 1_000_000, True),
+            "blackbox.initial_step": (self.blackbox.initial_step, 0.0, 10.0, False),
+            "unroll.iterations": (self.unroll.iterations, 1, 100, True),
+            "unroll.translation_scale_m": (self.unroll.translation_scale_m, 0.0, 10.0, False),  # divides the loss
+            "unroll.rotation_scale_rad": (self.unroll.rotation_scale_rad, 0.0, 10.0, False),
+            "watch.poll_s": (self.watch.poll_s, 0.0, day, False),
+            "watch.settle_s": (self.watch.settle_s, 0.0, day, True),
+            "watch.min_new_bags": (self.watch.min_new_bags, 1, 1_000_000, True),
+        })
         return self
 
 
