@@ -3,6 +3,11 @@
 Files are ROS 2 parameter files: ``<node name>: {ros__parameters: {...}}`` (or ``/**``), with
 nested maps that ROS flattens into dotted parameter names. The same file is read here into
 dataclasses; an unknown or ill-typed key is an error that names the key.
+
+Every error is one line that names the file and the key, and quotes at most QUOTE_LIMIT characters
+of a value (quote()). A file must be UTF-8 and at most MAX_FILE_BYTES; it is read by a YAML safe
+loader that refuses a document of more than MAX_YAML_NODES nodes once its aliases are expanded (a
+"billion laughs") or nested deeper than MAX_YAML_DEPTH, before anything is built from it.
 """
 
 from __future__ import annotations
