@@ -450,6 +450,20 @@ class _BoundedLoader(yaml.SafeLoader):
                              "(an alias bomb?)")
         return node
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """SafeConstructor's, where a value that its tag cannot hold (``!!bool maybe``, month 13, an
+        integer of 5000 digits) is a ConstructorError at the node, as YAML's own errors are."""
+        try:
+            return super().construct_object(node, deep)
+        except _BUILD_ERRORS as error:
+            what = quote(node.value) if isinstance(node, yaml.ScalarNode) else "the node"
+            reason = f": {error}" if isinstance(error, ValueError) else ""
+            problem = f"cannot read {what} as {node.tag.rsplit(':', 1)[-1]}{reason}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+_BUILD_ERRORS = (ValueError, OverflowError, TypeError, KeyError, AttributeError, IndexError)
+
 
 def read_yaml(path: str | Path) -> Any:
     """A YAML file's document, or a one-line ConfigError that names the file.
@@ -489,8 +503,7 @@ def safe_yaml(text: str) -> Any:
     """yaml.safe_load within MAX_YAML_NODES and MAX_YAML_DEPTH; every failure is a yaml.YAMLError."""
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader: no Python tags
-    except (ValueError, OverflowError, RecursionError) as error:
-        # values YAML parses but Python refuses (a 5000-digit integer, month 13)
+    except (RecursionError, *_BUILD_ERRORS) as error:  # what construct_object cannot pin to a node
         raise yaml.YAMLError(str(error)) from None
 
 

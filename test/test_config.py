@@ -187,7 +187,10 @@ def test_anchors_and_aliases_of_ordinary_size_still_work(tmp_path: Path) -> None
     ("estimator_node: {ros__parameters: {image_height: 0x" + "f" * 5000 + "}}\n",
      r"image_height: 0xfff+\.\.\. \(an integer of 20000 bits\) is outside \[1, 4096\]"),
     ("estimator_node: {ros__parameters: {max_tilt_rad: 0x" + "f" * 5000 + "}}\n", "max_tilt_rad: 0xfff+.* too large"),
-    ("estimator_node: {ros__parameters: {image_height: 2001-13-45}}\n", "month must be in 1..12"),
+    ("estimator_node: {ros__parameters: {image_height: 2001-13-45}}\n",
+     "line 1, column 50: cannot read '2001-13-45' as timestamp: month must be in 1..12"),
+    ("estimator_node: {ros__parameters: {freeze_gc: !!bool maybe}}\n", "column 47: cannot read 'maybe' as bool"),
+    ("estimator_node:\n  !!timestamp ros__parameters: {}\n", "line 2, column 3: cannot read 'ros__parameters' as ti"),
     ("estimator_node: !<tag:" + "x" * 10**5 + "> {}\n", "line 1, column 17: could not determine a constructor"),
     ("estimator_node: {ros__parameters: {a: 1: 2}}\n", r"line 1, column 40: .* \(while parsing a flow mapping\)"),
     ("estimator_node: {ros__parameters: {" + "k" * 1000 + ": 1}}\n", r"'kkk+\.\.\. \(1000 characters\): unknown"),
@@ -315,3 +318,37 @@ def test_each_kind_of_bad_config_reaches_the_cli_as_one_line_and_exit_2(
     line = _cli_error(capsys, "train", "x", "--out", out, "--trainer-config", str(long_method))
     assert "(1000000 characters)" in line and len(line) < 300
     assert not (tmp_path / "out").exists()
+
+
+def test_mutated_parameter_files_give_a_config_error_or_a_config(tmp_path: Path) -> None:
+    """Seeded mutations of the shipped files, with the YAML features a stranger might use: never another exception."""
+    import random
+
+    from tactile_estimator.config import load_trainer_config
+
+    shipped = [(ROOT / "config" / name).read_text() for name in ("estimator.yaml", "trainer.yaml")]
+    pieces = ["{", "}", "[", "]", ": ", "\n  ", "- ", "&a ", "*a", "<<: *a\n", "!!binary ", "!!set ", "!!omap ",
+              "!!timestamp ", "!!bool ", "!!int ", "!!float ", "!!str ", "!!python/tuple ", ".nan", "1e999", "~",
+              "0x" + "f" * 300, "9" * 5000, "'", '"', "\t", "\x00", "\ufeff", "ros__parameters", "2001-02-30", "? ",
+              "|\n", "...", "1:2:3", "yes", "%YAML 1.1\n---\n"]
+    rng = random.Random(19)
+    path = tmp_path / "mutant.yaml"
+    for _ in range(200):
+        source = rng.choice(shipped)
+        values = [i + 2 for i in range(len(source)) if source.startswith(": ", i)]  # where a value starts
+        text = list(source)
+        for _ in range(rng.randint(1, 6)):
+            at = rng.choice(values) if rng.random() < 0.5 else rng.randrange(len(text) + 1)
+            roll = rng.random()
+            if roll < 0.5:
+                text[at:at] = rng.choice(pieces)
+            elif roll < 0.8:
+                del text[at:at + rng.randint(1, 20)]
+            else:
+                text[at:at] = chr(rng.randrange(0x300))
+        path.write_bytes("".join(text).encode("utf-8", "surrogatepass"))
+        for load in (load_estimator_config, load_trainer_config):
+            try:
+                load(path)
+            except ConfigError as error:
+                assert "\n" not in str(error) and len(str(error)) < 1000, str(error)[:1000]
