@@ -20,6 +20,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
+from tactile_estimator.config import quote
 from tactile_estimator.geometry import quaternion_from_yaw, yaw_from_quaternion
 from tactile_estimator.records import CameraDetection, ObjectInfo, PoseSample, TactileFrame
 
@@ -163,7 +164,10 @@ def _raw_image_rgb(msg: Any, topic: str, stamp_ns: int, expected_hw: tuple[int, 
     encoding = str(msg.encoding).lower()
     if encoding not in RAW_ENCODINGS:
         raise InputRejected(
-            "bad_image_encoding", topic, stamp_ns, f"encoding '{msg.encoding}' is not one of {', '.join(RAW_ENCODINGS)}"
+            "bad_image_encoding",
+            topic,
+            stamp_ns,
+            f"encoding {quote(msg.encoding)} is not one of {', '.join(RAW_ENCODINGS)}",
         )
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
@@ -190,20 +194,26 @@ def _compressed_image_rgb(msg: Any, topic: str, stamp_ns: int, expected_hw: tupl
     # image_transport writes e.g. "rgb8; jpeg compressed bgr8"; plain "jpeg"/"png" is common too.
     if (fmt and not any(name in fmt for name in ("jpeg", "jpg", "png"))) or "compresseddepth" in fmt:
         raise InputRejected(
-            "bad_image_encoding", topic, stamp_ns, f"compressed format '{msg.format}' is not jpeg or png"
+            "bad_image_encoding", topic, stamp_ns, f"compressed format {quote(msg.format)} is not jpeg or png"
         )
     data = np.ascontiguousarray(msg.data, dtype=np.uint8).reshape(-1)
     try:
         kind, height, width = compressed_image_size(memoryview(data))
     except ValueError as error:
         raise InputRejected(
-            "bad_image_data", topic, stamp_ns, f"{data.size} bytes of '{msg.format}' data have no image header: {error}"
+            "bad_image_data",
+            topic,
+            stamp_ns,
+            f"{data.size} bytes of {quote(msg.format)} data have no image header: {error}",
         ) from None
     _check_claimed_size(height, width, f"{kind} header", expected_hw, topic, stamp_ns)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise InputRejected(
-            "bad_image_data", topic, stamp_ns, f"{data.size} bytes of '{msg.format}' data do not decode to an image"
+            "bad_image_data",
+            topic,
+            stamp_ns,
+            f"{data.size} bytes of {quote(msg.format)} data do not decode to an image",
         )
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
@@ -450,17 +460,27 @@ def object_info_from_text(text: str, topic: str) -> ObjectInfo:
 
     try:
         data = json.loads(text)
-    except (ValueError, TypeError) as exc:
-        raise reject(f"object info is not JSON ({exc}): {str(text)[:80]!r}") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
+        raise reject(f"object info is not JSON ({exc}): {quote(str(text))}") from None
     if not isinstance(data, dict) or "shape" not in data or "size" not in data:
-        raise reject(f"object info needs keys 'shape' and 'size', got {str(text)[:80]!r}")
+        raise reject(f"object info needs keys 'shape' and 'size', got {quote(str(text))}")
     shape, size = data["shape"], data["size"]
-    if shape not in _OBJECT_SIZES:
-        raise reject(f"object shape {shape!r} is not one of {', '.join(_OBJECT_SIZES)}")
+    if not isinstance(shape, str) or shape not in _OBJECT_SIZES:  # a list or map is no shape (nor hashable)
+        raise reject(f"object shape {quote(shape)} is not one of {', '.join(_OBJECT_SIZES)}")
     if (
         not isinstance(size, list)
         or len(size) != _OBJECT_SIZES[shape]
-        or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in size)
+        or not all(_positive_float(s) for s in size)
     ):
-        raise reject(f"object size {size!r} for shape '{shape}' needs {_OBJECT_SIZES[shape]} positive number(s)")
+        raise reject(f"object size {quote(size)} for shape '{shape}' needs {_OBJECT_SIZES[shape]} positive number(s)")
     return ObjectInfo(shape=shape, size=tuple(float(s) for s in size))
+
+
+def _positive_float(value: Any) -> bool:
+    """A JSON number that is a positive finite float; an integer too large for a float is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
