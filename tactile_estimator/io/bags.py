@@ -27,6 +27,7 @@ from rosbags.interfaces import Connection, ConnectionExtRosbag2
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
+from tactile_estimator.config import one_line, quote
 from tactile_estimator.io.messages import TYPESTORE
 
 Warn = Callable[[str], None]
@@ -39,6 +40,8 @@ _STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3
 _METADATA_VERSION: Literal[8] = 8
 
 _log = logging.getLogger(__name__)
+
+_DESCRIBE_LIMIT = 300  # characters of an exception's message that a BagError repeats (YAML's can be long)
 
 
 class BagError(Exception):
@@ -92,7 +95,7 @@ def _one_line(text: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = _one_line(str(exc))
+    text = one_line(str(exc), _DESCRIBE_LIMIT)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -211,11 +214,22 @@ def resolve_bag(path: str | os.PathLike[str]) -> Path:
     return _locate(path)
 
 
+def _checked(conn: Connection, path: str | os.PathLike[str]) -> Connection:
+    """``conn`` if its topic, type and count have the types rosbags assumes (it reads metadata.yaml
+    without checking them), else a BagError."""
+    count = conn.msgcount
+    if not (isinstance(conn.topic, str) and isinstance(conn.msgtype, str) and isinstance(count, int)
+            and not isinstance(count, bool) and count >= 0):
+        raise BagError(f"bag {path} is corrupt: it lists topic {quote(conn.topic)} of type {quote(conn.msgtype)} "
+                       f"with {quote(count)} messages")
+    return conn
+
+
 def bag_info(path: str | os.PathLike[str]) -> dict[str, TopicSummary]:
     """Every topic with its type and message count (topics with no messages included)."""
     with _open_reader(path) as reader:
         topics: dict[str, TopicSummary] = {}
-        for conn in reader.connections:
+        for conn in (_checked(c, path) for c in reader.connections):
             known = topics.get(conn.topic)
             if known is None:
                 topics[conn.topic] = TopicSummary(conn.msgtype, conn.msgcount)
@@ -284,7 +298,7 @@ def _readable(
     storages = getattr(reader.storage, "storages", None)
     candidates = reader.connections if storages is None else [c for storage in storages for c in storage.connections]
     selected: list[Connection] = []
-    for conn in candidates:
+    for conn in (_checked(c, path) for c in candidates):
         if wanted is not None and conn.topic not in wanted:
             continue
         fmt = conn.ext.serialization_format if isinstance(conn.ext, ConnectionExtRosbag2) else "cdr"
@@ -292,7 +306,7 @@ def _readable(
         if conn.msgtype not in typestore.types:
             problem = f"message type {conn.msgtype} is unknown to the typestore"
         elif fmt != "cdr":
-            problem = f"serialization format {fmt!r} is not cdr"
+            problem = f"serialization format {quote(fmt)} is not cdr"
         if problem is None:
             selected.append(conn)
         elif conn.topic not in stats.unknown_types:
