@@ -22,6 +22,7 @@ import torch
 import yaml
 from torch import nn
 
+from tactile_estimator.config import one_line, quote, safe_yaml, yaml_reason
 from tactile_estimator.io.atomic import atomic_path
 
 WEIGHTS = "weights.pt"
@@ -152,7 +153,9 @@ class TactileModel:
             if not path.is_file():
                 raise ModelError(f"model directory {directory} lacks {path.name}")
         try:
-            description = yaml.safe_load(desc_path.read_text())
+            # Bounded like a parameter file: no alias bomb or deep nesting, and a value Python
+            # refuses (month 13, a 5000-digit integer) is a YAMLError.
+            description = safe_yaml(desc_path.read_text())
             if not isinstance(description, dict):
                 raise ModelError(f"{desc_path}: expected a mapping with architecture and factor_weights, "
                                  f"not {type(description).__name__}")
@@ -161,11 +164,14 @@ class TactileModel:
                     raise ModelError(f"{desc_path}: {section} is missing or not a mapping")
             arch = Architecture(**description["architecture"])
             weights = FactorWeights(**description["factor_weights"])
-        except (yaml.YAMLError, TypeError, UnicodeDecodeError) as error:
-            raise ModelError(f"{desc_path}: {str(error)[:300]}".replace("\n", " ")) from error
+        except yaml.YAMLError as error:
+            raise ModelError(f"{desc_path}: {yaml_reason(error)}") from None
+        except (TypeError, UnicodeDecodeError) as error:
+            raise ModelError(f"{desc_path}: {one_line(str(error), 300)}") from error
         _check_architecture(desc_path, arch)
         _check_factor_weights(desc_path, weights)
         _check_normal_head(desc_path, arch, weights)
+        _check_persistence(desc_path, description.get("factor_persistence"))
         net = TactileNet(arch)
         try:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -231,7 +237,7 @@ def _check_architecture(path: Path, arch: Architecture) -> None:
     """Every architecture value in its range, named with the file on a one-line error."""
     def positive_int(name: str, value: object, largest: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= largest:
-            raise ModelError(f"{path}: architecture.{name} must be an integer in [1, {largest}], not {value!r}"[:300])
+            raise ModelError(f"{path}: architecture.{name} must be an integer in [1, {largest}], not {quote(value)}")
 
     positive_int("image_height", arch.image_height, 4096)
     positive_int("image_width", arch.image_width, 4096)
@@ -239,13 +245,12 @@ def _check_architecture(path: Path, arch: Architecture) -> None:
     positive_int("embedding", arch.embedding, MAX_WIDTH)
     positive_int("head_hidden", arch.head_hidden, MAX_WIDTH)
     if not isinstance(arch.channels, list) or not arch.channels:
-        raise ModelError(f"{path}: architecture.channels must be a list of layer widths, not {arch.channels!r}"[:300])
+        raise ModelError(f"{path}: architecture.channels must be a list of layer widths, not {quote(arch.channels)}")
     for width in arch.channels:
         positive_int("channels", width, MAX_WIDTH)
     for name, values, count in (("input_scale", [arch.input_scale], 1), ("output_scale", arch.output_scale, 3)):
-        if not isinstance(values, list) or len(values) != count or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in values):
-            raise ModelError(f"{path}: architecture.{name} must be {count} positive number(s), not {values!r}"[:300])
+        if not isinstance(values, list) or len(values) != count or not all(_positive(v) for v in values):
+            raise ModelError(f"{path}: architecture.{name} must be {count} positive number(s), not {quote(values)}")
 
 
 def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
@@ -254,11 +259,34 @@ def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
                "tactile_normal": (0, 1)}
     for family, allowed in lengths.items():
         sigmas = getattr(weights, family)
-        ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in sigmas)
+        ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(_positive(v) for v in sigmas)
         if not ok:
             count = " or ".join(str(n) for n in allowed)
-            raise ModelError(f"{path}: factor_weights.{family} must be {count} positive σ, not {sigmas!r}"[:300])
+            raise ModelError(f"{path}: factor_weights.{family} must be {count} positive σ, not {quote(sigmas)}")
+
+
+def _positive(value: object) -> bool:
+    """A finite positive number (not a bool); an integer too large for a float is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
+
+
+def _check_persistence(path: Path, persistence: object) -> None:
+    """``factor_persistence``, where present: family names to lists of lag-one correlations in [-1, 1]."""
+    if persistence is None:
+        return
+    if not isinstance(persistence, dict):
+        raise ModelError(f"{path}: factor_persistence must be a mapping of families to correlations, "
+                         f"not {quote(persistence)}")
+    for family, rho in persistence.items():
+        if not isinstance(family, str) or not isinstance(rho, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and -1 <= v <= 1 for v in rho):
+            raise ModelError(f"{path}: factor_persistence: {quote(family)} must name a family and list its "
+                             f"correlations in [-1, 1], not {quote(rho)}")
 
 
 def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -> None:
@@ -267,11 +295,11 @@ def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -
     hidden = arch.normal_hidden
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 0 <= hidden <= MAX_WIDTH:
         raise ModelError(f"{path}: architecture.normal_hidden must be an integer in [0, {MAX_WIDTH}], "
-                         f"not {hidden!r}"[:300])
+                         f"not {quote(hidden)}")
     sigma = weights.tactile_normal
     if hidden and not sigma:
         raise ModelError(f"{path}: factor_weights.tactile_normal must be one positive σ (rad) for the normal head, "
-                         f"not {sigma!r}")
+                         f"not {quote(sigma)}")
     if not hidden and sigma:
         raise ModelError(f"{path}: factor_weights.tactile_normal is set but architecture.normal_hidden is 0 "
                          "(the network has no normal head)")
