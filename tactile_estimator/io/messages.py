@@ -207,6 +207,9 @@ def _compressed_image_rgb(msg: Any, topic: str, stamp_ns: int, expected_hw: tupl
             f"{data.size} bytes of {quote(msg.format)} data have no image header: {error}",
         ) from None
     _check_claimed_size(height, width, f"{kind} header", expected_hw, topic, stamp_ns)
+    problem = _png_chunk_problem(memoryview(data)) if kind == "png" else None
+    if problem is not None:
+        raise InputRejected("bad_image_data", topic, stamp_ns, f"{data.size} bytes of PNG data: {problem}; not decoded")
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
         raise InputRejected(
@@ -246,6 +249,20 @@ def _png_size(data: bytes | memoryview) -> tuple[int, int]:
         raise ValueError("PNG data has no IHDR chunk where it must start")
     width, height = struct.unpack(">II", data[16:24])
     return height, width
+
+
+def _png_chunk_problem(data: bytes | memoryview) -> str | None:
+    """Why PNG data's chunks do not fit in it, or None: OpenCV allocates the length a chunk claims
+    before reading it, so a 300-byte PNG whose IDAT claims 2 GB costs 4 GB of memory."""
+    pos = 8  # after the signature
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if pos + 12 + length > len(data):  # length, type, data, CRC
+            return f"the chunk at byte {pos} claims {length} bytes, more than the data holds"
+        if bytes(data[pos + 4 : pos + 8]) == b"IEND":
+            return None
+        pos += 12 + length
+    return None
 
 
 def _jpeg_size(data: bytes | memoryview) -> tuple[int, int]:
