@@ -15,6 +15,8 @@ to another ROS 2 node, because every choice below is the one rmw_cyclonedds make
   default profile), and latched (reliable, transient local, keep last 1) for ``/object_info``,
   volatile otherwise. A best-effort subscriber matches every publisher; a reliable one only
   reliable publishers, as in ROS.
+- USER_DATA: each reader and writer announces its type's hash, ``typehash=RIHS01_<sha256>;``
+  (io.type_hash), as ROS 2 endpoints do from Iron on; Humble peers ignore it.
 
 The DDS type of each topic is generated from the rosbags message definition (one IdlStruct per
 message type, members in definition order, ``T[N]`` as array, ``T[]`` as sequence, bounded
@@ -62,6 +64,7 @@ from rosbags.typesys.store import Typestore
 
 from tactile_estimator.adapters.qos import LATCHED, RELIABLE, SENSOR_DATA, TF, QosProfile  # noqa: F401 (the bus's profiles)
 from tactile_estimator.io.messages import TYPESTORE
+from tactile_estimator.io.type_hash import user_data
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +203,16 @@ def _raw_topic_type(msgtype: str, typestore: Typestore = TYPESTORE) -> type[IdlS
 # ------------------------------------------------------------------------------------------- QoS
 
 
-def _qos(profile: QosProfile) -> Qos:
+def _qos(profile: QosProfile, userdata: bytes = b"") -> Qos:
+    """A reader's or writer's QoS; ``userdata`` is its USER_DATA (:func:`~tactile_estimator.io.type_hash.user_data`)."""
     policies = [
         Policy.Reliability.Reliable(duration(milliseconds=100)) if profile.reliable else Policy.Reliability.BestEffort,
         Policy.History.KeepLast(profile.depth),
         Policy.Durability.TransientLocal if profile.transient_local else Policy.Durability.Volatile,
         Policy.DataRepresentation(use_cdrv0_representation=True),
     ]
+    if userdata:
+        policies.append(Policy.Userdata(data=userdata))
     return Qos(*policies)
 
 
@@ -291,12 +297,13 @@ class DdsBus:
 
     def publisher(self, topic: str, msgtype: str, profile: QosProfile = RELIABLE) -> Publisher:
         dds_topic = self._topic(topic, msgtype)
-        writer = DataWriter(self._participant, dds_topic, qos=_qos(profile))
+        writer = DataWriter(self._participant, dds_topic, qos=_qos(profile, user_data(msgtype, self.typestore)))
         return Publisher(writer, topic, msgtype, dds_topic.data_type, self.typestore)
 
     def subscribe(self, topic: str, msgtype: str, profile: QosProfile = RELIABLE) -> None:
         """Receive ``msgtype`` on ``topic``; several types may share a topic name (one reader each)."""
-        reader = DataReader(self._participant, self._topic(topic, msgtype), qos=_qos(profile))
+        reader = DataReader(self._participant, self._topic(topic, msgtype),
+                            qos=_qos(profile, user_data(msgtype, self.typestore)))
         condition = ReadCondition(reader, SampleState.NotRead | ViewState.Any | InstanceState.Any)
         self._waitset.attach(condition)
         self._readers.append((reader, condition, topic, msgtype))
