@@ -94,7 +94,7 @@ class Estimator:
         self.events: Counter[str] = Counter()
         self.steps: list[Step] = []
         self.skipped_frames = 0
-        self.normal_at_corner = 0  # contact frames whose normal head saw a corner: no tactile_normal factor
+        self.normal_at_corner = 0  # contact frames whose normal head saw a corner (their own σ, or no factor)
         self.graph = FactorGraph()
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure
@@ -402,12 +402,12 @@ class Estimator:
             factors.append(Factor("contact", (o_k, e_k), np.zeros(0), self._sigmas("contact"), self.object_model))
         if step.code is not None and self.model.has_normal_head and cfg.enabled("tactile_normal"):
             normal, corner = self.model.contact_normals(step.code[None], symmetry(self.object_model.shape.kind))
-            if corner[0]:
-                self.normal_at_corner += 1  # a corner's reading is not certain enough to be a factor (pretrain.py)
-            elif np.isfinite(normal).all():
-                factors.append(Factor("tactile_normal", (o_k, e_k), normal, np.asarray(weights.tactile_normal),
-                                      self.object_model))
-            else:
+            # A corner's reading errs more: it gets its own σ, or (a model without one) no factor (pretrain.py).
+            sigma = weights.tactile_normal_corner if corner[0] else weights.tactile_normal
+            self.normal_at_corner += int(corner[0])
+            if sigma and np.isfinite(normal).all():
+                factors.append(Factor("tactile_normal", (o_k, e_k), normal, np.asarray(sigma), self.object_model))
+            elif sigma:
                 self.reject("unreadable_tactile_frame",
                             f"tactile frame at {step.stamp_ns}: the network's contact normal is {normal[0]}")
         if step.code is not None and cfg.enabled("tactile"):

@@ -205,19 +205,25 @@ def test_converged_trajectory_is_the_graphs_batch_optimum(rect_run: SimulatedRun
     assert len(stamps) == len(estimator.steps)
 
 
+@pytest.mark.parametrize("corner_sigma", [[], [0.07]])
 @pytest.mark.parametrize("disabled", [[], ["tactile"]])
-def test_each_contact_step_gets_one_contact_normal_factor_unless_it_shows_a_corner(
-        rect_run: SimulatedRun, model: TactileModel, disabled: list[str]) -> None:
-    """The normal factor needs no pair factor beside it; frames the head calls a corner get none."""
-    estimator = make(rect_run, model, disabled_factors=disabled)
+def test_each_contact_step_gets_one_contact_normal_factor_a_corner_its_own_sigma(
+        rect_run: SimulatedRun, model: TactileModel, disabled: list[str], corner_sigma: list[float]) -> None:
+    """The normal factor needs no pair factor beside it; frames the head calls a corner get the corner
+    σ, or, from a model without one, no factor."""
+    weights = dataclasses.replace(model.weights, tactile_normal_corner=corner_sigma)
+    estimator = make(rect_run, TactileModel(model.arch, weights, model.net), disabled_factors=disabled)
     feed_interleaved(estimator, rect_run)
-    normal_steps = [f.keys[0][1] for f in estimator.graph.factors if f.family == "tactile_normal"]
+    normals = [f for f in estimator.graph.factors if f.family == "tactile_normal"]
+    normal_steps = [f.keys[0][1] for f in normals]
     coded = {s.index for s in estimator.steps if s.code is not None}
     assert normal_steps == sorted(set(normal_steps)) and set(normal_steps) <= coded
-    assert len(normal_steps) + estimator.normal_at_corner == len(coded) > 0
-    assert len(normal_steps) > 20 and estimator.normal_at_corner > 20  # this run pushes a corner, then a face
-    assert all(f.sigmas.tolist() == model.weights.tactile_normal
-               for f in estimator.graph.factors if f.family == "tactile_normal")
+    assert estimator.normal_at_corner > 20  # this run pushes a corner, then a face
+    at_corner = [f for f in normals if f.sigmas.tolist() == corner_sigma]
+    at_face = [f for f in normals if f.sigmas.tolist() == model.weights.tactile_normal]
+    assert len(at_face) > 20 and len(at_face) + len(at_corner) == len(normals)
+    assert len(at_corner) == (estimator.normal_at_corner if corner_sigma else 0)
+    assert len(at_face) + estimator.normal_at_corner == len(coded)
 
 
 def test_frames_the_normal_head_cannot_read_are_counted_and_the_estimate_goes_on(rect_run: SimulatedRun) -> None:

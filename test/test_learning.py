@@ -84,7 +84,7 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     description = yaml.safe_load((out / "model.yaml").read_text())
     assert description["training"]["train_bags"] == [rect_bag.name]
     assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
-    assert set(description["factor_persistence"]) == {"tactile", "tactile_normal", "pushing"}
+    assert set(description["factor_persistence"]) == {"tactile", "tactile_normal", "tactile_normal_corner", "pushing"}
     assert model.has_normal_head and len(model.weights.tactile_normal) == 1
     assert model.persistence["pushing"] == pytest.approx(pushing_sigmas([load_trajectory(
         rect_bag, load_estimator_config(), Architecture())])[1])
@@ -122,3 +122,8 @@ def test_normal_sigma_inflates_an_error_that_persists_through_an_episode(rect_ba
     rms = float(np.sqrt(np.nanmean(normals**2)))
     assert rho[0] > 0.8
     assert sigma[0] == pytest.approx(rms * float(inflation(np.array(rho))[0]), rel=1e-3)
+    assert np.isnan(normal_sigma(net, [trajectory], corners=True)[0][0])  # it never says "corner"
+    with torch.no_grad():
+        net.normal_head[-1].bias[4] = 10.0  # now it always does: the corner σ is measured on every frame
+    assert normal_sigma(net, [trajectory], corners=True)[0] == pytest.approx(sigma)
+    assert np.isnan(normal_sigma(net, [trajectory])[0][0])

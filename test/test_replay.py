@@ -169,6 +169,10 @@ def _model_copy(tmp_path: Path, edit=None) -> Path:
     (lambda d: d["factor_weights"].pop("tactile_normal"), "factor_weights.tactile_normal"),
     (lambda d: d["factor_weights"].update(tactile_normal=[-0.1]), "factor_weights.tactile_normal"),
     (lambda d: d["factor_weights"].update(tactile_normal=[0.1, 0.2]), "factor_weights.tactile_normal"),
+    (lambda d: d["factor_weights"].update(tactile_normal_corner=[0.0]), "factor_weights.tactile_normal_corner"),
+    (lambda d: d["factor_weights"].update(tactile_normal_corner=[0.1, 0.2]), "factor_weights.tactile_normal_corner"),
+    (lambda d: (d["architecture"].update(normal_hidden=0), d["factor_weights"].update(tactile_normal=[]),
+                d["factor_weights"].update(tactile_normal_corner=[0.1])), "factor_weights.tactile_normal_corner"),
     (lambda d: d["architecture"].update(normal_hidden=-3), "architecture.normal_hidden"),
     (lambda d: d["architecture"].update(normal_hidden=0), "architecture.normal_hidden"),
 ])

@@ -170,7 +170,7 @@ def _figures(
         "dropped_inputs": dict(sorted(estimator.dropped.items())),
         "events": dict(sorted(estimator.events.items())),
         "skipped_frames": estimator.skipped_frames,
-        "normal_at_corner": estimator.normal_at_corner,  # contact frames showing a corner: no normal factor
+        "normal_at_corner": estimator.normal_at_corner,  # contact frames read as a corner: the corner σ, or no factor
         "contact_fraction": float(np.mean([e.in_contact for e in estimates])) if estimates else 0.0,
     }
     empty = (np.zeros(0, dtype=np.int64), np.zeros((0, 3)))

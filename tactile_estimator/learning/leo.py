@@ -38,12 +38,14 @@ update equals the single-process one up to the order of floating-point sums.
 from __future__ import annotations
 
 import csv
+import ctypes
 import datetime
 import io
 import logging
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -142,18 +144,44 @@ class World:
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM set a flag that the loop reads between updates."""
+    """SIGINT/SIGTERM set a flag that the loop reads between updates.
+
+    Only the main thread can take signals in Python; elsewhere the guard installs nothing (and the
+    loop cannot be stopped this way). On exit each signal gets back the action it had: its Python
+    handler (signal.getsignal) and, where the C library has sigaction, the process's own action.
+    The two differ where a handler was installed in C: rclpy's SIGINT/SIGTERM handlers (which wake
+    its executor) are, and restoring the Python handler alone would leave Python's C handler in their
+    place, so that the node would not notice Ctrl-C until its next timer.
+    """
+
+    _BUFFER = 1024  # larger than any libc's struct sigaction; only sigaction reads or writes it
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, tuple[Any, bytes | None]] = {}
+
+    @classmethod
+    def _sigaction(cls, signum: int, action: bytes | None = None) -> bytes | None:
+        """The process's action for ``signum``, as opaque bytes, after setting it to ``action`` if given.
+
+        None where there is no sigaction to call (Windows) or it fails.
+        """
+        try:
+            sigaction = ctypes.CDLL(None, use_errno=True).sigaction
+        except (OSError, TypeError, AttributeError):
+            return None
+        old = ctypes.create_string_buffer(cls._BUFFER)
+        new = ctypes.create_string_buffer(action, cls._BUFFER) if action is not None else None
+        if sigaction(ctypes.c_int(signum), new, old) != 0:
+            return None
+        return old.raw
 
     def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is not threading.main_thread():
+            return self
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: no handlers, the loop cannot be stopped this way
-                pass
+            self._previous[sig] = (signal.getsignal(sig), self._sigaction(sig))
+            signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: object) -> None:
@@ -161,8 +189,12 @@ class _StopRequest:
         self.requested = True
 
     def __exit__(self, *_: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        for sig, (handler, action) in self._previous.items():
+            # None: a handler Python did not install; the process's action below puts it back
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            if action is not None:
+                self._sigaction(sig, action)
+        self._previous.clear()
 
 
 # ------------------------------------------------------------------------------------ the trainer
@@ -222,6 +254,10 @@ class Trainer:
             sigma = self.theta.sigma(family)
             if sigma is not None:
                 weights[family] = [float(v) for v in sigma.detach()]
+        learned = self.theta.sigma("tactile_normal")
+        if learned is not None and weights["tactile_normal_corner"]:  # corners keep their ratio (runs.Theta.scale)
+            ratio = float(learned[0]) / float(self.theta.start["tactile_normal"][0])
+            weights["tactile_normal_corner"] = [ratio * v for v in weights["tactile_normal_corner"]]
         return FactorWeights(**weights)
 
     # ---------------------------------------------------------------- losses

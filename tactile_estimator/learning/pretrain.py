@@ -8,8 +8,9 @@ starting point that LEO training improves on:
   inflation below, from the lag-one correlation of the one-step pairs' errors within an episode;
   its θ is PAIR_ROTATION_SIGMA (1 rad, no information): the contact normal measures the rotation;
 - contact-normal σ (factors/tactile_normal.py) = the normal head's RMS error on the validation
-  frames it makes a factor of (those it does not call a rectangle's corner), times the persistence
-  inflation of that error from one frame to the next within an episode;
+  frames it does not call a rectangle's corner, times the persistence inflation of that error from
+  one frame to the next within an episode; the frames it calls a corner get their own σ, measured
+  the same way on those frames;
 - pushing σ = the RMS of the pushing residual at the true object poses and the measured
   end-effector poses of the training bags (the residual the estimator actually meets), times the
   persistence inflation.
@@ -134,13 +135,21 @@ def normal_errors(net: TactileNet, pairs: PairSet, codes: torch.Tensor | None = 
     return errors, corner.numpy(), known.numpy()
 
 
-def normal_sigma(net: TactileNet, trajectories: list[Trajectory]) -> tuple[list[float], list[float]]:
-    """The normal head's RMS error on the frames in contact that become factors (those it does not
-    call a corner), times the persistence inflation of its error from one frame to the next within an
-    episode; and that lag-one correlation ρ."""
+def normal_sigma(net: TactileNet, trajectories: list[Trajectory], corners: bool = False
+                 ) -> tuple[list[float], list[float]]:
+    """The normal head's RMS error on the frames in contact that it does not call a corner, times the
+    persistence inflation of its error from one frame to the next within an episode; and that lag-one
+    correlation ρ. NaN where there are no such frames.
+
+    With ``corners``, the same on the frames it calls a corner: their error is a bias held through
+    the corner (ρ ≈ 0.99 on the validation runs of the shipped model), which the inflation widens 13
+    times (docs/design.md: the uninflated RMS, tried, made held-out runs worse)."""
     pairs = pair_set(trajectories, [1])
     errors, corner, frames = normal_errors(net, pairs)
-    errors, frames = errors[~corner], frames[~corner]
+    chosen = corner if corners else ~corner
+    errors, frames = errors[chosen], frames[chosen]
+    if not len(errors):
+        return [math.nan], [0.0]
     episode = np.concatenate([t.episode for t in trajectories])
     run = np.concatenate([np.full(len(t.stamps), n) for n, t in enumerate(trajectories)])
     follows = np.flatnonzero((np.diff(frames) == 1) & (episode[frames[1:]] == episode[frames[:-1]])
@@ -285,8 +294,10 @@ def pretrain(
         normal, normal_rho = normal_sigma(net, train)
     if not math.isfinite(normal[0]):
         raise DatasetError("no contact frames with a known object shape to measure the contact normal's σ on")
+    corner, corner_rho = normal_sigma(net, val or train, corners=True)
     pushing, pushing_rho = pushing_sigmas(train)
-    weights = FactorWeights(tactile=tactile, tactile_normal=normal, pushing=pushing)
+    weights = FactorWeights(tactile=tactile, tactile_normal=normal, pushing=pushing,
+                            tactile_normal_corner=corner if math.isfinite(corner[0]) else [])
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,
@@ -303,7 +314,8 @@ def pretrain(
         },
         validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2],
                     "contact_normal_rmse_rad": history[-1]["val_normal_rmse"] if history else float("nan")},
-        factor_persistence={"tactile": tactile_rho, "tactile_normal": normal_rho, "pushing": pushing_rho},
+        factor_persistence={"tactile": tactile_rho, "tactile_normal": normal_rho,
+                            "tactile_normal_corner": corner_rho, "pushing": pushing_rho},
         normalisation={
             "input": "tactile image minus the gel background (median of the first frames), area-downsampled, "
                      "times architecture.input_scale",

@@ -38,6 +38,9 @@ from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
 
 SIGMA_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
+# Families whose factors start from σ of their own kinds (a rectangle's corner readings, model.weights
+# .tactile_normal_corner): the learned σ scales every factor by the same ratio to its start.
+RELATIVE_FAMILIES = ("tactile_normal",)
 
 
 @dataclass
@@ -220,6 +223,7 @@ class Theta(torch.nn.Module):
         self.log_sigma = torch.nn.ParameterDict()
         self.axes: dict[str, np.ndarray] = {}  # per learned family: which components are learned
         self.inflation: dict[str, torch.Tensor] = {}  # κ per family with a persistent error
+        self.start: dict[str, torch.Tensor] = {}  # per learned family: the σ it started from (the graph's)
         if persistence:
             for family, rho in model.persistence.items():
                 self.inflation[family] = torch.from_numpy(inflation(np.clip(np.asarray(rho, dtype=float), 0.0,
@@ -235,6 +239,7 @@ class Theta(torch.nn.Module):
                     raise ConfigError("learn: tactile_normal needs a model whose network has a normal head "
                                       "(architecture.normal_hidden > 0); this one has none")
                 start = family_sigmas(model, config, family)
+                self.start[family] = torch.from_numpy(start)
                 kappa = self.inflation.get(family, torch.ones(len(start), dtype=torch.float64))
                 self.log_sigma[family] = torch.nn.Parameter(torch.log(torch.from_numpy(start) / kappa))
                 axes = chosen[family]
@@ -268,6 +273,8 @@ class Theta(torch.nn.Module):
     def scale(self, family: str, template: torch.Tensor, white: bool = False) -> torch.Tensor:
         """The σ a family's factors take: the learned one, else ``template`` (the graph's), per step if ``white``."""
         sigma = self.sigma(family, white)
+        if sigma is not None and family in RELATIVE_FAMILIES:
+            return sigma * (template / self.start[family])
         if sigma is not None:
             return sigma
         return template / self.inflation[family] if white and family in self.inflation else template

@@ -59,6 +59,9 @@ class FactorWeights:
 
     tactile: list[float] = field(default_factory=lambda: [0.002, 0.004, 0.02])
     tactile_normal: list[float] = field(default_factory=list)  # one σ (rad), where the network has a normal head
+    # One σ (rad) for the frames the normal head calls a rectangle's corner, whose readings err more;
+    # empty: those frames get no contact-normal factor (models made before it).
+    tactile_normal_corner: list[float] = field(default_factory=list)
     pushing: list[float] = field(default_factory=lambda: [0.001, 0.001, 0.001])
     contact: list[float] = field(default_factory=list)
     ee_prior: list[float] = field(default_factory=list)
@@ -256,7 +259,7 @@ def _check_architecture(path: Path, arch: Architecture) -> None:
 def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
     """σ lists of the right length, finite and positive (empty where the configuration owns the family)."""
     lengths = {"tactile": (3,), "pushing": (3,), "contact": (0, 1), "ee_prior": (0, 3), "camera": (0, 3),
-               "tactile_normal": (0, 1)}
+               "tactile_normal": (0, 1), "tactile_normal_corner": (0, 1)}
     for family, allowed in lengths.items():
         sigmas = getattr(weights, family)
         ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(_positive(v) for v in sigmas)
@@ -300,9 +303,10 @@ def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -
     if hidden and not sigma:
         raise ModelError(f"{path}: factor_weights.tactile_normal must be one positive σ (rad) for the normal head, "
                          f"not {quote(sigma)}")
-    if not hidden and sigma:
-        raise ModelError(f"{path}: factor_weights.tactile_normal is set but architecture.normal_hidden is 0 "
-                         "(the network has no normal head)")
+    for name in ("tactile_normal", "tactile_normal_corner"):
+        if not hidden and getattr(weights, name):
+            raise ModelError(f"{path}: factor_weights.{name} is set but architecture.normal_hidden is 0 "
+                             "(the network has no normal head)")
 
 
 class _atomic:
