@@ -170,6 +170,10 @@ def test_leo_learns_the_contact_normal_sigma_and_keeps_its_head(short_bags: list
           _config(sampler="gn", keep="last", learn=["tactile_normal"], learning_rate_sigma=0.2), command="test")
     model, start = TactileModel.load(out), TactileModel.load()
     assert model.weights.tactile_normal != start.weights.tactile_normal and model.weights.tactile_normal[0] > 0
+    # A corner's σ moves with it, keeping its ratio to the face σ (runs.Theta.scale).
+    assert start.weights.tactile_normal_corner
+    assert model.weights.tactile_normal_corner[0] / model.weights.tactile_normal[0] == pytest.approx(
+        start.weights.tactile_normal_corner[0] / start.weights.tactile_normal[0])
     assert model.weights.tactile == start.weights.tactile and model.weights.pushing == start.weights.pushing
     for (name, a), (_, b) in zip(model.net.state_dict().items(), start.net.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
@@ -193,7 +197,8 @@ def test_every_method_runs_one_epoch(short_bags: list[Path], tmp_path: Path) -> 
 
 def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "nan"
-    config = _config(sampler="gn", epochs=2, learning_rate_sigma=1e6, learn=["tactile", "pushing"])
+    config = _config(sampler="gn", epochs=2, learning_rate_sigma=10.0, learn=["tactile", "pushing"])
+    config.learning_rate_sigma = 1e6  # past the loader's range: a step this long overflows the sigmas to NaN
     with pytest.raises(TrainingError, match=r"epoch 1, update 2 .*last good checkpoint"):
         train(short_bags, short_bags[:1], out, load_estimator_config(), config)
     state = torch.load(out / CHECKPOINT, weights_only=True)
