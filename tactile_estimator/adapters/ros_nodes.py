@@ -20,11 +20,21 @@ type store, publications are serialised by it, exactly as on the DDS transport.
   ``~/model_updated`` (std_msgs/String, reliable, transient local). Parameters: ``bag_dir``,
   ``out_dir``, ``init``, ``val_dir``, ``estimator_config``, ``config_file`` (``config/trainer.yaml``)
   and any trainer key over it. Ctrl-C during a round saves its checkpoint; the next start resumes it.
+
+Without a ``model`` (``init`` for the trainer) parameter, as ``ros2 run`` starts them, the nodes load
+the model in the package's share directory where colcon installed one (adapters.share), else the
+``models/`` beside the source tree. Attributes of our own never take the name of one of rclpy Node's
+(``_publishers``, ``_subscriptions``, ...: ``destroy_node`` iterates those). After spin stops, a
+further SIGINT is ignored: ``ros2 launch`` forwards one beside the terminal's, and it would otherwise
+interrupt the final publication or an exit handler.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -45,6 +55,7 @@ from tactile_estimator.adapters.live import (
     outputs,
     watch_from_parameters,
 )
+from tactile_estimator.adapters.share import installed_model_dir
 from tactile_estimator.config import ConfigError
 from tactile_estimator.io import bags
 from tactile_estimator.io.messages import STRING, TYPESTORE, string_msg
@@ -69,13 +80,14 @@ class EstimatorNode(Node):
                          automatically_declare_parameters_from_overrides=True)
         params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
         self.config = config_from_parameters(params)
-        model = TactileModel.load(self.config.model or None)
+        model = TactileModel.load(self.config.model or installed_model_dir())
         clock = self.get_clock()
         self.live = LiveEstimator(self.config, model, wall_ns=lambda: clock.now().nanoseconds,
                                   node_name=self.get_name())
-        self._publishers = {o.topic: self._publisher(o) for o in outputs(self.config)}
-        self._subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
-                               for msgtype in spec.msgtypes]
+        # not _publishers/_subscriptions: those are rclpy Node's own, which destroy_node empties
+        self._topic_publishers = {o.topic: self._publisher(o) for o in outputs(self.config)}
+        self._input_subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
+                                     for msgtype in spec.msgtypes]
         self.create_service(Trigger, "~/reset", self._reset)
         self.create_timer(TICK_S, lambda: self._publish(self.live.tick()))
         self.get_logger().info(f"estimating; object {self.config.object.shape}, backend {self.config.backend}")
@@ -97,7 +109,7 @@ class EstimatorNode(Node):
 
     def _publish(self, out: list[tuple[str, str, Any]]) -> None:
         for topic, msgtype, msg in out:
-            self._publishers[topic].publish(bytes(TYPESTORE.serialize_cdr(msg, msgtype)))
+            self._topic_publishers[topic].publish(bytes(TYPESTORE.serialize_cdr(msg, msgtype)))
 
     def _reset(self, request: Any, response: Any) -> Any:
         response.message = self.live.reset()
@@ -112,25 +124,41 @@ class EstimatorNode(Node):
         print(f"estimator_node: {self.live.summary()}", flush=True)
 
 
+def _ignore_sigint() -> None:
+    """From here on the node is stopping: a further Ctrl-C is ignored (main thread only, as Python requires)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _close(node: Any, last_words: Callable[[Any], None] | None = None) -> None:
+    """Shut a node down after spin, however spin ended; a second SIGINT cannot interrupt it."""
+    try:
+        _ignore_sigint()
+        if node is not None:
+            if last_words is not None:
+                last_words(node)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    except (KeyboardInterrupt, ExternalShutdownException):  # one that landed before SIGINT was ignored
+        pass
+
+
 def estimator_node(args: list[str] | None = None) -> int:
     """Console script ``estimator_node`` (``ros2 run tactile_estimator estimator_node``)."""
     rclpy.init(args=args)
     node = None
+    code = 0
     try:
         node = EstimatorNode()
         rclpy.spin(node)
     except (ConfigError, ModelError) as error:
         print(f"estimator_node: error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.finish()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        _close(node, EstimatorNode.finish)
+    return code
 
 
 class TrainerNode(Node):
@@ -138,9 +166,11 @@ class TrainerNode(Node):
         super().__init__("trainer_node", allow_undeclared_parameters=True,
                          automatically_declare_parameters_from_overrides=True)
         params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+        if not params.get("init") and (installed := installed_model_dir()) is not None:
+            params["init"] = str(installed)
         self.watch = watch_from_parameters(params, progress=self.get_logger().info)
         self.published = 0
-        self._publisher = self.create_publisher(get_message(STRING), MODEL_UPDATED, _qos(qos.LATCHED))
+        self._model_publisher = self.create_publisher(get_message(STRING), MODEL_UPDATED, _qos(qos.LATCHED))
         if self.watch.latest_model is not None:
             self._announce(self.watch.latest_model)
         self.create_timer(self.watch.config.watch.poll_s, self._poll)
@@ -151,9 +181,12 @@ class TrainerNode(Node):
         if model is not None:
             self._announce(model)
 
+    def summarise(self) -> None:
+        print(f"trainer_node: {self.published} models published; {self.watch.describe()}", flush=True)
+
     def _announce(self, model: Any) -> None:
         path = str(model.resolve())
-        self._publisher.publish(bytes(TYPESTORE.serialize_cdr(string_msg(path), STRING)))
+        self._model_publisher.publish(bytes(TYPESTORE.serialize_cdr(string_msg(path), STRING)))
         self.published += 1
 
 
@@ -174,11 +207,7 @@ def trainer_node(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            print(f"trainer_node: {node.published} models published; {node.watch.describe()}", flush=True)
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        _close(node, TrainerNode.summarise)
     return code
 
 
