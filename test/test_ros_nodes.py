@@ -79,3 +79,59 @@ def test_trainer_node_publishes_a_model_for_new_bags(rect_bag: Path, tmp_path: P
         assert got and got[0].data == str((tmp_path / "models" / "model_0001").resolve())
     finally:
         rclpy.shutdown()
+
+
+def test_destroy_node_destroys_what_each_node_created(rect_bag: Path, tmp_path: Path) -> None:
+    """rclpy's destroy_node empties its own _publishers/_subscriptions; ours once replaced them (KeyError: 0)."""
+    arguments = {EstimatorNode: ["-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"],
+                 TrainerNode: ["-p", f"bag_dir:={rect_bag.parent}", "-p", f"out_dir:={tmp_path / 'models'}"]}
+    for node_class, parameters in arguments.items():
+        rclpy.init(args=["--ros-args", *parameters])
+        try:
+            node = node_class()
+            assert list(node.publishers)
+            node.destroy_node()
+            assert not list(node.publishers) and not list(node.subscriptions) and not list(node.timers)
+        finally:
+            rclpy.try_shutdown()
+
+
+def test_estimator_node_exits_0_without_a_traceback_on_two_sigints() -> None:
+    """As under ros2 launch, which forwards Ctrl-C beside the terminal's own."""
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    code = "import sys; from tactile_estimator.adapters.ros_nodes import estimator_node; sys.exit(estimator_node())"
+    process = subprocess.Popen([sys.executable, "-c", code, "--ros-args", "-p",
+                                f"config_file:={ROOT / 'config' / 'estimator.yaml'}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = ""
+    deadline = time.monotonic() + 60
+    while "estimating;" not in output and process.poll() is None and time.monotonic() < deadline:
+        if select.select([process.stdout], [], [], 1.0)[0]:
+            output += process.stdout.readline()
+    assert "estimating;" in output, output
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=20)
+    output += rest
+    assert process.returncode == 0, output
+    assert "Traceback" not in output and "estimator_node: " in output
+
+
+def test_rclpys_sigint_handler_is_back_after_the_trainers_stop_request() -> None:
+    """rclpy installs its SIGINT handler in C; the trainer's guard puts that one back, not Python's."""
+    import signal
+
+    from tactile_estimator.learning.leo import _StopRequest
+
+    rclpy.init()
+    try:
+        rclpys = _StopRequest._sigaction(signal.SIGINT)
+        with _StopRequest():
+            assert _StopRequest._sigaction(signal.SIGINT)[:8] != rclpys[:8]
+        assert _StopRequest._sigaction(signal.SIGINT)[:8] == rclpys[:8]
+    finally:
+        rclpy.try_shutdown()
