@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = TactileModel.load(args.model or config.model or None)
     domain, dds_config = _dds_settings(args)
     result = run_estimator(config, model, domain_id=domain, dds_config=dds_config, duration_s=args.duration,
-                           node_name=args.node_name, ready=_say)
+                           node_name=args.node_name, ready=_say, notify=_say)
     _say(f"run {_why(result, 'duration reached')}: {result.live.summary()}")
     return 0
 
@@ -338,34 +338,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The errors a user can cause, by module: a module never imported raised none of them, so main
+# looks only at those imported (``--help`` and ``simulate`` never import torch).
+USER_ERRORS = (
+    ("tactile_estimator.io.atomic", "OutputError"),
+    ("tactile_estimator.io.bags", "BagError"),
+    ("tactile_estimator.learning.datasets", "DatasetError"),
+    ("tactile_estimator.learning.leo", "TrainingError"),
+    ("tactile_estimator.networks.tactile", "ModelError"),
+    ("tactile_estimator.adapters.dds", "DdsError"),
+)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    found = [getattr(sys.modules[name], cls) for name, cls in USER_ERRORS if name in sys.modules]
+    return (ConfigError, *found)
+
+
+def _interrupted(error: BaseException) -> bool:
+    leo = sys.modules.get("tactile_estimator.learning.leo")
+    return leo is not None and isinstance(error, leo.TrainingInterrupted)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from tactile_estimator.io.atomic import OutputError
-    from tactile_estimator.io.bags import BagError
-    from tactile_estimator.learning.datasets import DatasetError
-    from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
-    from tactile_estimator.networks.tactile import ModelError
-
     args = build_parser().parse_args(argv)
-    errors: tuple[type[Exception], ...] = (BagError, ConfigError, ModelError, DatasetError, TrainingError,
-                                           OutputError)
-    if args.command in ("run", "play", "train"):
-        from tactile_estimator.adapters.dds import DdsError
-
-        errors += (DdsError,)
     try:
         return args.func(args)
-    except errors as error:
-        print(f"tactile-estimator: error: {one_line(str(error), MAX_ERROR_CHARS)}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a file or directory the system refused (no permission, a full disk)
-        print(f"tactile-estimator: error: {_os_error(error)}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as stopped:
-        print(f"tactile-estimator: interrupted: {stopped}", file=sys.stderr)
-        return 130
     except KeyboardInterrupt:
         print("tactile-estimator: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if isinstance(error, _user_errors()):
+            print(f"tactile-estimator: error: {one_line(str(error), MAX_ERROR_CHARS)}", file=sys.stderr)
+            return 2
+        if isinstance(error, OSError):  # a file or directory the system refused (no permission, a full disk)
+            print(f"tactile-estimator: error: {_os_error(error)}", file=sys.stderr)
+            return 2
+        if _interrupted(error):
+            print(f"tactile-estimator: interrupted: {error}", file=sys.stderr)
+            return 130
+        raise
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tactile_estimator.adapters import dds
-from tactile_estimator.adapters.live import MODEL_UPDATED, LiveEstimator, inputs, node_topic, outputs
 from tactile_estimator.adapters.qos import LATCHED, RELIABLE, input_profile, output_profile
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.io import bags, messages
-from tactile_estimator.learning.watch import ModelWatch
-from tactile_estimator.networks.tactile import TactileModel
+
+if TYPE_CHECKING:  # torch comes with these: run and the trainer import them, play does not
+    from tactile_estimator.adapters.live import LiveEstimator
+    from tactile_estimator.learning.watch import ModelWatch
+    from tactile_estimator.networks.tactile import TactileModel
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +75,15 @@ def run_estimator(
     duration_s: float | None = None,
     node_name: str = "estimator_node",
     ready: Callable[[str], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run the live estimator on a DDS domain until a signal, or for ``duration_s`` seconds."""
-    live = LiveEstimator(config, model, node_name=node_name)
+    """Run the live estimator on a DDS domain until a signal, or for ``duration_s`` seconds.
+
+    ``notify`` gets one line for each model reloaded from ``~/model_updated`` (default: the log).
+    """
+    from tactile_estimator.adapters.live import LiveEstimator, inputs, node_topic, outputs
+
+    live = LiveEstimator(config, model, node_name=node_name, notify=notify)
     started = time.monotonic()
     deadline = started + duration_s if duration_s else float("inf")
     with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
@@ -213,6 +221,8 @@ def run_trainer(
     An interrupted round raises the trainer's ``TrainingInterrupted`` with its checkpoint saved;
     the next start resumes it.
     """
+    from tactile_estimator.adapters.live import MODEL_UPDATED, node_topic
+
     started = time.monotonic()
     deadline = started + duration_s if duration_s else float("inf")
     published: list[str] = []

@@ -1,0 +1,35 @@
+"""The CLI as a newcomer meets it: help without torch, refusals in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HELP_WITHOUT_TORCH = """
+import runpy, sys
+sys.argv = ["tactile-estimator", *sys.argv[1:]]
+try:
+    runpy.run_module("tactile_estimator.cli", run_name="__main__")
+except SystemExit as done:
+    print("exit", done.code)
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["simulate", "--help"], ["play", "--help"], ["train", "--help"]])
+def test_help_does_not_import_torch(argv: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: tactile-estimator" in done.stdout
+    assert done.stdout.splitlines()[-2:] == ["exit 0", "torch imported: False"]
+
+
+def test_play_of_a_missing_bag_is_one_line_without_torch(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", HELP_WITHOUT_TORCH, "play", str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-2:] == ["exit 2", "torch imported: False"]
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("tactile-estimator: error: ")
