@@ -272,3 +272,15 @@ def test_a_bag_played_again_starts_a_new_graph(rect_bag: Path, model: TactileMod
     _feed(live, rect_bag)
     assert live.all_events()["clock_restarted"] == 1
     assert len(live.estimator.steps) >= first - 3  # the messages that told the restart are lost, no more
+
+
+def test_a_reloaded_model_is_told_and_counted_in_the_summary(model: TactileModel, tmp_path: Path) -> None:
+    lines: list[str] = []
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model, notify=lines.append)
+    assert "model reload" not in live.summary()
+    live.handle(config.topics.model_updated, messages.STRING, messages.string_msg(str(ROOT / "models")))
+    assert lines == [f"model reloaded from {ROOT / 'models'}"]
+    live.handle(config.topics.model_updated, messages.STRING, messages.string_msg(str(tmp_path / "missing")))
+    assert len(lines) == 1  # a refused model goes to the log's error line, not to notify
+    assert "1 model reloads (1 refused)" in live.summary()

@@ -173,8 +173,10 @@ class LiveEstimator:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
         node_name: str = "estimator_node",
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._notify = notify  # one line per model reloaded; None: the log's info level
         # The process serves one estimator: its network threads are the process's. (The Estimator
         # itself leaves them alone, so a trainer that builds estimators keeps its own setting.)
         torch.set_num_threads(config.network_threads)
@@ -315,7 +317,10 @@ class LiveEstimator:
             text = f"model {directory[:200]!r} was not loaded, the previous one is kept: {reason[:500]}"
             log.error("%s", " ".join(text.split()))
             return False, text
-        log.info("model reloaded from %s", directory)
+        if self._notify is not None:
+            self._notify(f"model reloaded from {directory}")
+        else:
+            log.info("model reloaded from %s", directory)
         return True, f"model loaded from {directory}"
 
     def finish(self) -> list[Outgoing]:
@@ -468,8 +473,12 @@ class LiveEstimator:
         dropped = self.all_dropped()
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()))
         steps = len(self.estimator.steps) if self.estimator else 0
+        events = self.all_events()
+        reloaded, failed = events["model_reloaded"], events["model_reload_failed"]
+        reloads = f", {reloaded} model reloads" + (f" ({failed} refused)" if failed else "") \
+            if reloaded or failed else ""
         return (f"{self.received['tactile']} tactile frames, {self.estimates} estimates, {steps} steps, "
-                f"{sum(dropped.values())} dropped{f' ({reasons})' if reasons else ''}, "
+                f"{sum(dropped.values())} dropped{f' ({reasons})' if reasons else ''}{reloads}, "
                 f"{self._monotonic() - self.started:.1f} s")
 
 
