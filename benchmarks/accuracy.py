@@ -3,8 +3,9 @@
 The report replays every run in two regimes, each with and without tactile factors: "camera" (the
 bag as simulated: 2 Hz with dropouts) and "tactile-only" (camera factors disabled; the first
 detection still seeds the first pose, as in real pushing runs where the arm occludes the object).
-It does so for the validation runs, the held-out runs or both (``--set``; seeds in
-``benchmarks.seeds``). The shipped model was trained on seeds 0-59.
+It does so for the sets of runs ``--set`` names (seeds in ``benchmarks.seeds``): validation,
+development (both tuned on), heldout and fresh-heldout (never tuned on); ``both`` is validation and
+heldout. The shipped model was trained on seeds 0-59.
 
 The sweeps tune, so they run on the validation runs only. ``--offsets A,B,C ...`` sweeps the
 tactile window (the step offsets that get a tactile factor) against the same runs without tactile
@@ -24,6 +25,10 @@ import numpy as np
 
 from benchmarks.common import append_results, simulated_bags
 from benchmarks.seeds import (
+    DEVELOPMENT_RUNS_PER_SHAPE,
+    DEVELOPMENT_SEED,
+    FRESH_HELDOUT_RUNS_PER_SHAPE,
+    FRESH_HELDOUT_SEED,
     HELDOUT_RUNS_PER_SHAPE,
     HELDOUT_SEED,
     SHAPES,
@@ -44,6 +49,7 @@ FACTORS = {"with tactile": [], "without tactile": TACTILE}
 # Rotation targets count rect and ellipse: a disc's spin is invisible to touch.
 GROUPS = {"rect": ["rect"], "disc": ["disc"], "ellipse": ["ellipse"], "rect+ellipse": ["rect", "ellipse"],
           "all": list(SHAPES)}
+SETS = ("validation", "development", "heldout", "fresh-heldout")  # benchmarks.seeds; the sweeps take the first
 ERRORS = ("rmse_translation_m", "rmse_rotation_rad", "final_rmse_translation_m", "final_rmse_rotation_rad")
 
 
@@ -66,6 +72,8 @@ def run_set(name: str, runs_per_shape: int | None, steps: int) -> RunSet:
     label, seed, default_runs, cache = {
         "validation": ("validation", VALIDATION_SEED, VALIDATION_RUNS_PER_SHAPE, "accuracy"),
         "heldout": ("held-out", HELDOUT_SEED, HELDOUT_RUNS_PER_SHAPE, "accuracy-heldout"),
+        "development": ("development", DEVELOPMENT_SEED, DEVELOPMENT_RUNS_PER_SHAPE, "accuracy-dev"),
+        "fresh-heldout": ("second held-out", FRESH_HELDOUT_SEED, FRESH_HELDOUT_RUNS_PER_SHAPE, "accuracy-heldout2"),
     }[name]
     runs = runs_per_shape or default_runs
     return RunSet(label, seed, runs, steps, simulated_bags(cache, list(SHAPES), runs, steps, seed))
@@ -73,9 +81,10 @@ def run_set(name: str, runs_per_shape: int | None, steps: int) -> RunSet:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--set", choices=["validation", "heldout", "both"], default="both",
-                        help="runs the regime report replays (seeds in benchmarks/seeds.py)")
-    parser.add_argument("--runs-per-shape", type=int, default=None, help="default: the set's own (3, held-out 4)")
+    parser.add_argument("--set", nargs="+", choices=[*SETS, "both"], default=["both"],
+                        help="the runs the regime report replays (seeds in benchmarks/seeds.py); both: validation "
+                             "and heldout")
+    parser.add_argument("--runs-per-shape", type=int, default=None, help="default: the set's own (3 or 4)")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--model", default=None, metavar="DIR")
     parser.add_argument("--offsets", nargs="+", default=None, metavar="A,B,...",
@@ -86,7 +95,7 @@ def main() -> None:
                         help="measure object motion at contact transitions and sweep that link's sigmas")
     args = parser.parse_args()
     sweep = args.offsets or args.transition or args.relinearize_threshold
-    if sweep and args.set == "heldout":
+    if sweep and {"heldout", "fresh-heldout"} & set(args.set):
         parser.error("the sweeps tune: they run on the validation runs only, never on the held-out ones")
     model = TactileModel.load(args.model)
     if sweep:
@@ -98,7 +107,8 @@ def main() -> None:
         else:
             sweep_relinearization(args, runs, model)
         return
-    for name in ["validation", "heldout"] if args.set == "both" else [args.set]:
+    names = [n for name in args.set for n in (["validation", "heldout"] if name == "both" else [name])]
+    for name in dict.fromkeys(names):
         report_regimes(run_set(name, args.runs_per_shape, args.steps), model)
 
 

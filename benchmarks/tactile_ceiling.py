@@ -181,6 +181,8 @@ def main() -> None:
                         help="multiply the shipped pushing sigmas by each of these (one table row group each)")
     parser.add_argument("--variants", nargs="+", help="the rows to run, by name (default: all)")
     parser.add_argument("--regime", choices=list(REGIMES), default="camera")
+    parser.add_argument("--objects", nargs="+", choices=["rect", "disc", "ellipse"], default=None,
+                        help="replay only these objects' runs (the seeds stay those of all three)")
     args = parser.parse_args()
     variants = ["without tactile", *NETWORK_VARIANTS, *ORACLES, NORMAL_ORACLE]
     if args.variants:
@@ -190,6 +192,7 @@ def main() -> None:
             parser.error(f"--variants: unknown {sorted(unknown)}")
     freed = {"factors": 0, "free": 0}
     bags = simulated_bags("accuracy", ["rect", "disc", "ellipse"], args.runs_per_shape, args.steps, args.seed)
+    bags = [b for b in bags if args.objects is None or any(f"_{kind}_" in b.name for kind in args.objects)]
     model = TactileModel.load(None)
     shipped_pushing = list(model.weights.pushing)
     rows = ["| pushing σ | tactile factors | final RMSE mm | final RMSE deg | gain translation | gain rotation |",
@@ -234,7 +237,8 @@ def main() -> None:
                 print(rows[-1], flush=True)
     model.weights.pushing = shipped_pushing
     body = "\n".join(rows) + (
-        f"\n\n{len(bags)} runs ({args.runs_per_shape} per object, {args.steps} steps, seeds {args.seed}+), "
+        f"\n\n{len(bags)} runs ({args.runs_per_shape} per object, {args.steps} steps, seeds {args.seed}+"
+        + (f", {', '.join(args.objects)} only" if args.objects else "") + "), "
         f"regime {args.regime}, iSAM2, mean over runs; gains against the same pushing σ without tactile factors. "
         "Oracle σ (x, y, θ): "
         + "; ".join(f"{k}: {v}" + (f", per-episode gain σ {g}" if g else "") for k, (v, g) in ORACLES.items())
