@@ -596,7 +596,7 @@ class WatchConfig:
 class TrainerConfig:
     method: str = "leo"
     epochs: int = 10
-    sampler: str = "isam2"  # posterior samples from iSAM2 joint marginals or the batched Gauss-Newton backend
+    sampler: str = "gn"  # posterior samples from the batched Gauss-Newton backend (faster) or iSAM2 joint marginals
     samples: int = 10  # S, samples of the posterior per trajectory and update
     runs_per_update: int = 2  # trajectories whose losses are averaged into one Adam step
     # tactile:xy: the tactile θ sigma keeps its measured default (benchmarks.tactile_residuals; README)
@@ -606,7 +606,7 @@ class TrainerConfig:
     l2: float = 0.001  # on the distance of θ from its starting point
     solver_iterations: int = 10  # Gauss-Newton iterations (gn) or iSAM2 updates (isam2) per solve
     seed: int = 0
-    threads: int = 0  # torch threads; 0: torch's default
+    threads: int = 1  # torch threads; 0: torch's default (one per core: slower on 2 cores, benchmarks/RESULTS.md)
     ee_truth: str = "measured"  # the end-effector's "ground truth": measured (as on a robot) or bag (/ee_ground_truth)
     # model: LEO fits the per-step sigma of a family whose error persists and the graph keeps the model's
     # persistence inflation (learning.runs.Theta); none: LEO fits the graph's sigma itself
