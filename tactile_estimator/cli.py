@@ -74,7 +74,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = _config(args)
+    if args.threads < 0:
+        raise ConfigError(f"--threads {args.threads} must be 0 (torch's default) or more")
     _writable_out(args.out)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     bags = expand_bag_paths(args.bags)
     val = expand_bag_paths(args.val) if args.val else []
     if not val and len(bags) >= 4:
@@ -91,12 +97,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from tactile_estimator.config import load_trainer_config
     from tactile_estimator.learning.datasets import expand_bag_paths
-    from tactile_estimator.learning.leo import train
+    from tactile_estimator.learning.leo import previous_run, train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
     overrides = {k: v for k, v in (("method", args.method), ("epochs", args.epochs), ("sampler", args.sampler),
-                                   ("samples", args.samples), ("seed", args.seed), ("keep", args.keep))
+                                   ("samples", args.samples), ("seed", args.seed), ("keep", args.keep),
+                                   ("threads", args.threads))
                  if v is not None}
     if args.learn:
         overrides["learn"] = [x.strip() for x in args.learn.split(",") if x.strip()]
@@ -104,16 +111,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             overrides[f"watch.{name}_s"] = getattr(args, name)
     trainer_config = load_trainer_config(args.trainer_config, overrides)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out, --overwrite replaces it: give one")
     _writable_out(args.out)
     val = expand_bag_paths(args.val) if args.val else []
     if args.watch or args.once:
         return _train_watch(args, config, trainer_config, val)
+    if not args.resume and not args.overwrite and (found := previous_run(Path(args.out))) is not None:
+        raise ConfigError(f"--out {args.out} holds a previous run ({found.name}); --resume continues it, "
+                          "--overwrite replaces it")
     bags = expand_bag_paths(args.bags)
     command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = train(bags, val, Path(args.out), config, trainer_config, init=args.init or None, resume=args.resume,
                    command=command, progress=print)
     if not result.main:
         return 0  # under torchrun, the first process reports
+    if result.extra.get("finished"):
+        last = result.history[-1]
+        print(f"{args.out}: already finished at epoch {last['epoch']} of {trainer_config.epochs}"
+              f"{'' if trainer_config.method != 'blackbox' else ' (blackbox: its evaluations budget)'}; "
+              "nothing to resume (--epochs N continues to epoch N)")
+        return 0
     first, kept = result.history[0], result.kept
     def figures(row: dict) -> str:
         return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"
@@ -273,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--val", nargs="*", default=[], help="validation bags (default: the last sixth)")
     pre.add_argument("--epochs", type=int, default=30)
     pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     pre.add_argument("--config", help="estimator parameter file (topics, offsets)")
     pre.set_defaults(func=cmd_pretrain)
 
@@ -287,9 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...; "
                     "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy")
     tr.add_argument("--seed", type=int)
+    tr.add_argument("--threads", type=int, help="torch threads (default: the trainer config's threads)")
     tr.add_argument("--keep", choices=["best", "last"],
                     help="write the model of the best validation epoch (default) or of the last one")
     tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    tr.add_argument("--overwrite", action="store_true", help="replace a previous run in --out (refused otherwise)")
     tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")
     tr.add_argument("--config", help="estimator parameter file (topics, offsets, noise)")
     tr.add_argument("--trainer-config", help="trainer parameter file (config/trainer.yaml format)")

@@ -249,7 +249,10 @@ def test_trainer_parameters_are_checked_by_name() -> None:
     with pytest.raises(ConfigError, match="keep: 'first' is unknown; expected best or last"):
         load_trainer_config(None, {"keep": "first"})
     config = load_trainer_config(ROOT / "config" / "trainer.yaml")
-    assert config.method == "leo" and config.sampler == "isam2" and config.keep == "best"
+    assert config.method == "leo" and config.sampler == "gn" and config.keep == "best" and config.threads == 1
+    # the shipped file and the defaults without it agree on what is fast (benchmarks/RESULTS.md)
+    default = load_trainer_config(None)
+    assert (default.sampler, default.threads) == (config.sampler, config.threads)
 
 
 def _cli(*args: str) -> list[str]:
@@ -334,3 +337,41 @@ def test_two_gloo_processes_match_one(short_bags: list[Path], tmp_path: Path) ->
     wa = yaml.safe_load((one / "model.yaml").read_text())["factor_weights"]
     assert wa["tactile"] == pytest.approx(description["factor_weights"]["tactile"], rel=1e-6)
     assert wa["tactile"] != pytest.approx(TactileModel.load().weights.tactile, rel=1e-6), "training moved θ"
+
+
+def test_cli_train_refuses_a_previous_run_and_resumes_a_finished_one_at_once(
+        short_bags: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tactile_estimator import cli
+    from tactile_estimator.learning import leo
+
+    (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {
+        "runs_per_update": 1, "solver_iterations": 5}}}))
+    out = tmp_path / "out"
+    argv = ["train", *map(str, short_bags), "--val", str(short_bags[0]), "--epochs", "1", "--samples", "4",
+            "--trainer-config", str(tmp_path / "trainer.yaml"), "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("start: validation RMSE") and printed[1].startswith("epoch 1: loss ")
+    assert not any("nan" in line for line in printed)
+    checkpoint = (out / CHECKPOINT).read_bytes()
+
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "holds a previous run" in captured.err and "--overwrite" in captured.err
+    assert (out / CHECKPOINT).read_bytes() == checkpoint
+
+    def no_trainer(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a finished run is not loaded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(leo, "Trainer", no_trainer)
+        assert cli.main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "already finished at epoch 1 of 1" in printed and "resuming" not in printed
+    assert (out / CHECKPOINT).read_bytes() == checkpoint
+
+    assert cli.main([*argv, "--resume", "--epochs", "2"]) == 0  # more epochs: the run goes on
+    assert "resuming at epoch 2, update 1" in capsys.readouterr().out
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert len((out / LOG_CSV).read_text().splitlines()) == 3  # header, start, epoch 1: replaced, not resumed

@@ -420,8 +420,8 @@ class Trainer:
         self.history.append(row)
         if "val_rmse_translation_m" in row:
             t_mm, r_deg = row["val_rmse_translation_m"] * 1e3, math.degrees(row["val_rmse_rotation_rad"])
-            self.progress(f"epoch {epoch}: loss {loss:.4g}, validation RMSE {t_mm:.2f} mm, {r_deg:.2f} deg, "
-                          f"solver calls {self.solver_calls}")
+            head = "start: validation" if epoch == 0 else f"epoch {epoch}: loss {loss:.4g}, validation"
+            self.progress(f"{head} RMSE {t_mm:.2f} mm, {r_deg:.2f} deg, solver calls {self.solver_calls}")
 
     def _write_epoch(self, optimiser: torch.optim.Optimizer, schedule: Any) -> None:
         """The model if this epoch is the one to keep, the log and curves, then the checkpoint (last, so that
@@ -578,11 +578,49 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, method: str) -> None
     atomic.atomic_write_bytes(path, buffer.getvalue())
 
 
+def previous_run(out_dir: Path) -> Path | None:
+    """The first file a training run writes that ``out_dir`` already holds, if any."""
+    return next((Path(out_dir) / name for name in OUTPUTS if (Path(out_dir) / name).is_file()), None)
+
+
+def finished_run(out_dir: Path, train_paths: Sequence[Path], config: TrainerConfig) -> TrainResult | None:
+    """The result of a run in ``out_dir`` that has nothing left to do under ``config``, read from its checkpoint.
+
+    None when there is no such checkpoint, when it differs from ``config`` or the bags (``--resume``
+    then says how), or when epochs or evaluations remain.
+    """
+    path = Path(out_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # Trainer.load_checkpoint names the damage
+        return None
+    saved, now = state.get("config", {}), _plain(asdict(config))
+    if any(saved.get(key) != now.get(key) for key in set(saved) | set(now) if key != "epochs"):
+        return None
+    if state.get("train_bags") != [p.name for p in train_paths] or not state.get("history"):
+        return None
+    if config.method == "blackbox":
+        done = int(state.get("extra", {}).get("evaluations", 0)) >= config.blackbox.evaluations
+    else:
+        done = int(state["epoch"]) >= config.epochs and int(state["update"]) == 0
+    if not done:
+        return None
+    return TrainResult(Path(out_dir), list(state["history"]), int(state["solver_calls"]), float(state["wall_s"]),
+                       config.keep if config.method != "blackbox" else "best", main=os.environ.get("RANK", "0") == "0",
+                       extra={"finished": True})  # every process returns here alike: no process group needed
+
+
 def train(train_paths: Sequence[Path], val_paths: Sequence[Path], out_dir: Path, estimator_config: EstimatorConfig,
           config: TrainerConfig, init: str | Path | None = None, resume: bool = False, command: str = "",
           progress: Callable[[str], None] | None = None) -> TrainResult:
+    """Train, or with ``resume`` continue the run in ``out_dir``; a finished one returns at once
+    (``extra["finished"]``)."""
     if not train_paths:
         raise DatasetError("no training bags")
+    if resume and (done := finished_run(out_dir, train_paths, config)) is not None:
+        return done
     trainer = Trainer(train_paths, val_paths, out_dir, estimator_config, config, init, command, progress)
     try:
         return trainer.run(resume)
