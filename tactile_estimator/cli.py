@@ -111,6 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             overrides[f"watch.{name}_s"] = getattr(args, name)
     trainer_config = load_trainer_config(args.trainer_config, overrides)
+    if trainer_config.method == "blackbox" and args.epochs is not None:
+        print(f"tactile-estimator: warning: blackbox ignores --epochs; it runs {trainer_config.blackbox.evaluations} "
+              "evaluations (blackbox.evaluations in --trainer-config)", file=sys.stderr)
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out, --overwrite replaces it: give one")
     _writable_out(args.out)

@@ -33,3 +33,15 @@ def test_play_of_a_missing_bag_is_one_line_without_torch(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-2:] == ["exit 2", "torch imported: False"]
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("tactile-estimator: error: ")
+
+
+def test_blackbox_warns_once_that_it_ignores_epochs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tactile_estimator import cli
+
+    argv = ["train", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), "--method", "blackbox"]
+    assert cli.main([*argv, "--epochs", "3"]) == 2  # the missing bag
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("tactile-estimator: warning: blackbox ignores --epochs")
+    assert "evaluations" in lines[0] and lines[1].startswith("tactile-estimator: error: ")
+    assert cli.main(argv) == 2
+    assert "warning" not in capsys.readouterr().err
