@@ -39,8 +39,8 @@ setup(
     entry_points={
         "console_scripts": [
             "tactile-estimator = tactile_estimator.cli:main",
-            "estimator_node = tactile_estimator.adapters.ros_nodes:estimator_node",
-            "trainer_node = tactile_estimator.adapters.ros_nodes:trainer_node",
+            "estimator_node = tactile_estimator.cli:estimator_node",
+            "trainer_node = tactile_estimator.cli:trainer_node",
         ],
     },
 )

@@ -404,5 +404,29 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def _ros_node(name: str) -> int:
+    """A ROS 2 node's console script: one line and exit 2 where rclpy cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec("rclpy") is None:
+        print(f"{name}: error: rclpy is needed (source a ROS 2 setup, e.g. /opt/ros/jazzy/setup.bash); "
+              f"without ROS 2, use `tactile-estimator {'run' if name == 'estimator_node' else 'train --watch'}`",
+              file=sys.stderr)
+        return 2
+    from tactile_estimator.adapters import ros_nodes
+
+    return getattr(ros_nodes, name)()
+
+
+def estimator_node() -> int:
+    """Console script ``estimator_node`` (``ros2 run tactile_estimator estimator_node``)."""
+    return _ros_node("estimator_node")
+
+
+def trainer_node() -> int:
+    """Console script ``trainer_node`` (``ros2 run tactile_estimator trainer_node``)."""
+    return _ros_node("trainer_node")
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -131,3 +131,15 @@ def test_only_the_transports_import_a_middleware() -> None:
         for name, files in allowed.items():
             if re.search(rf"^\s*(from|import) {name}\b", source, re.MULTILINE):
                 assert path.name in files and path.parent.name == "adapters", f"{path} imports {name}"
+
+
+def test_the_node_scripts_without_rclpy_say_so_in_one_line() -> None:
+    scripts = (ROOT / "setup.py").read_text()
+    for name in ("estimator_node", "trainer_node"):
+        assert f"{name} = tactile_estimator.cli:{name}" in scripts
+        if shutil.which("ros2") is not None:
+            continue  # rclpy is there: the node starts
+        done = subprocess.run([sys.executable, "-c", f"import sys; from tactile_estimator import cli; "
+                               f"sys.exit(cli.{name}())"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "rclpy is needed" in done.stderr and "tactile-estimator " in done.stderr
