@@ -90,7 +90,7 @@ def test_launch_files_parse_and_name_only_declared_executables() -> None:
 
 def test_package_xml_lists_the_run_dependencies_of_nodes_and_launch_files() -> None:
     run_deps = {d.name for d in parse_package(ROOT / "package.xml").exec_depends}
-    assert {"rclpy", "tf2_ros", "tf2_msgs", "diagnostic_msgs", "std_srvs", "visualization_msgs", "launch",
+    assert {"rclpy", "tf2_msgs", "diagnostic_msgs", "std_srvs", "visualization_msgs", "launch",
             "launch_ros", "ros2bag", "rosidl_runtime_py", "ament_index_python"} <= run_deps
     sources = "\n".join(p.read_text() for p in [ROOT / "tactile_estimator" / "adapters" / "ros_nodes.py",
                                                  *_launch_files()])

@@ -100,7 +100,10 @@ def _raw_handler(signum: int) -> int:
 
 @pytest.fixture()
 def sigint_restored():
+    """Python's own SIGINT handler for the test, whatever the runner inherited (a job started with
+    ``&`` from a script has SIGINT ignored), and the runner's back after it."""
     before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, before)
 

@@ -150,7 +150,7 @@ def test_watch_configuration_is_checked(tmp_path: Path) -> None:
     params = {"bag_dir": str(tmp_path), "out_dir": str(tmp_path / "models"), "use_sim_time": False,
               "config_file": str(ROOT / "config" / "trainer.yaml"), "epochs": 3, "watch.poll_s": 2.5}
     watch = watch_from_parameters(params)
-    assert watch.config.epochs == 3 and watch.config.watch.poll_s == 2.5 and watch.config.sampler == "isam2"
+    assert watch.config.epochs == 3 and watch.config.watch.poll_s == 2.5 and watch.config.sampler == "gn"
     assert watch.watch_dirs == [tmp_path]
     with pytest.raises(ConfigError, match="epohcs"):
         watch_from_parameters({**params, "epohcs": 3})

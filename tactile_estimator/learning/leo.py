@@ -256,7 +256,7 @@ class Trainer:
                 weights[family] = [float(v) for v in sigma.detach()]
         learned = self.theta.sigma("tactile_normal")
         if learned is not None and weights["tactile_normal_corner"]:  # corners keep their ratio (runs.Theta.scale)
-            ratio = float(learned[0]) / float(self.theta.start["tactile_normal"][0])
+            ratio = float(learned.detach()[0]) / float(self.theta.start["tactile_normal"][0])
             weights["tactile_normal_corner"] = [ratio * v for v in weights["tactile_normal_corner"]]
         return FactorWeights(**weights)
 
