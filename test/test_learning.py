@@ -84,7 +84,10 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     description = yaml.safe_load((out / "model.yaml").read_text())
     assert description["training"]["train_bags"] == [rect_bag.name]
     assert description["validation"]["rmse_theta_rad"] == pytest.approx(result["validation_rmse"][2])
-    assert set(description["factor_persistence"]) == {"tactile", "tactile_normal", "tactile_normal_corner", "pushing"}
+    assert set(description["factor_persistence"]) == {"tactile", "tactile_normal", "pushing"}
+    assert not model.weights.tactile_normal_corner  # measured, recorded, and not a factor (docs/design.md)
+    corner = description["validation"]["contact_normal_corner_sigma_rad"]
+    assert corner is None or corner > 0
     assert model.has_normal_head and len(model.weights.tactile_normal) == 1
     assert model.persistence["pushing"] == pytest.approx(pushing_sigmas([load_trajectory(
         rect_bag, load_estimator_config(), Architecture())])[1])

@@ -165,13 +165,16 @@ def test_leo_training_writes_a_model_the_estimator_loads(short_bags: list[Path],
 def test_leo_learns_the_contact_normal_sigma_and_keeps_its_head(short_bags: list[Path], tmp_path: Path) -> None:
     """learn: tactile_normal moves that family's σ alone; the normal head, whose readings the run graphs
     hold fixed, is what pretraining made."""
-    out = tmp_path / "leo_normal"
+    out, init = tmp_path / "leo_normal", tmp_path / "init"
+    shipped = TactileModel.load()
+    shipped.weights.tactile_normal_corner = [0.5]  # a model with corner factors
+    shipped.save(init)
     train(short_bags, short_bags[:1], out, load_estimator_config(),
-          _config(sampler="gn", keep="last", learn=["tactile_normal"], learning_rate_sigma=0.2), command="test")
-    model, start = TactileModel.load(out), TactileModel.load()
+          _config(sampler="gn", keep="last", learn=["tactile_normal"], learning_rate_sigma=0.2), init=init,
+          command="test")
+    model, start = TactileModel.load(out), TactileModel.load(init)
     assert model.weights.tactile_normal != start.weights.tactile_normal and model.weights.tactile_normal[0] > 0
     # A corner's σ moves with it, keeping its ratio to the face σ (runs.Theta.scale).
-    assert start.weights.tactile_normal_corner
     assert model.weights.tactile_normal_corner[0] / model.weights.tactile_normal[0] == pytest.approx(
         start.weights.tactile_normal_corner[0] / start.weights.tactile_normal[0])
     assert model.weights.tactile == start.weights.tactile and model.weights.pushing == start.weights.pushing

@@ -9,8 +9,10 @@ starting point that LEO training improves on:
   its θ is PAIR_ROTATION_SIGMA (1 rad, no information): the contact normal measures the rotation;
 - contact-normal σ (factors/tactile_normal.py) = the normal head's RMS error on the validation
   frames it does not call a rectangle's corner, times the persistence inflation of that error from
-  one frame to the next within an episode; the frames it calls a corner get their own σ, measured
-  the same way on those frames;
+  one frame to the next within an episode; the frames it calls a corner get no factor. Their σ,
+  measured the same way, is recorded (``validation.contact_normal_corner_sigma_rad``) for a model
+  that wants corner factors (``factor_weights.tactile_normal_corner``; docs/design.md says why the
+  shipped one does not);
 - pushing σ = the RMS of the pushing residual at the true object poses and the measured
   end-effector poses of the training bags (the residual the estimator actually meets), times the
   persistence inflation.
@@ -294,10 +296,9 @@ def pretrain(
         normal, normal_rho = normal_sigma(net, train)
     if not math.isfinite(normal[0]):
         raise DatasetError("no contact frames with a known object shape to measure the contact normal's σ on")
-    corner, corner_rho = normal_sigma(net, val or train, corners=True)
+    corner, _ = normal_sigma(net, val or train, corners=True)
     pushing, pushing_rho = pushing_sigmas(train)
-    weights = FactorWeights(tactile=tactile, tactile_normal=normal, pushing=pushing,
-                            tactile_normal_corner=corner if math.isfinite(corner[0]) else [])
+    weights = FactorWeights(tactile=tactile, tactile_normal=normal, pushing=pushing)
     model = TactileModel(arch, weights, net)
     model.save(
         out_dir,
@@ -313,9 +314,9 @@ def pretrain(
             "seed": seed,
         },
         validation={"rmse_x_m": val_rmse[0], "rmse_y_m": val_rmse[1], "rmse_theta_rad": val_rmse[2],
-                    "contact_normal_rmse_rad": history[-1]["val_normal_rmse"] if history else float("nan")},
-        factor_persistence={"tactile": tactile_rho, "tactile_normal": normal_rho,
-                            "tactile_normal_corner": corner_rho, "pushing": pushing_rho},
+                    "contact_normal_rmse_rad": history[-1]["val_normal_rmse"] if history else float("nan"),
+                    "contact_normal_corner_sigma_rad": corner[0] if math.isfinite(corner[0]) else None},
+        factor_persistence={"tactile": tactile_rho, "tactile_normal": normal_rho, "pushing": pushing_rho},
         normalisation={
             "input": "tactile image minus the gel background (median of the first frames), area-downsampled, "
                      "times architecture.input_scale",
