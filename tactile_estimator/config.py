@@ -38,6 +38,17 @@ QUOTE_LIMIT = 80  # characters of a value an error message repeats
 _QUOTE_DEPTH = 8  # nesting that quote() shows before it writes "..."
 
 
+def positive_number(value: object) -> bool:
+    """A finite positive number (not a bool), as a file or a message may hold it; an integer too
+    large for a float is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:
+        return False
+
+
 def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     """``repr(value)``, or its first ``limit`` characters, "..." and the value's size.
 

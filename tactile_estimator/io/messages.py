@@ -20,7 +20,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
-from tactile_estimator.config import quote
+from tactile_estimator.config import positive_number, quote
 from tactile_estimator.geometry import quaternion_from_yaw, yaw_from_quaternion
 from tactile_estimator.records import CameraDetection, ObjectInfo, PoseSample, TactileFrame
 
@@ -487,17 +487,7 @@ def object_info_from_text(text: str, topic: str) -> ObjectInfo:
     if (
         not isinstance(size, list)
         or len(size) != _OBJECT_SIZES[shape]
-        or not all(_positive_float(s) for s in size)
+        or not all(positive_number(s) for s in size)
     ):
         raise reject(f"object size {quote(size)} for shape '{shape}' needs {_OBJECT_SIZES[shape]} positive number(s)")
     return ObjectInfo(shape=shape, size=tuple(float(s) for s in size))
-
-
-def _positive_float(value: Any) -> bool:
-    """A JSON number that is a positive finite float; an integer too large for a float is not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value) and value > 0
-    except OverflowError:
-        return False

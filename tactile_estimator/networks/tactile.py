@@ -11,7 +11,6 @@ A model directory holds ``weights.pt`` (a state dict, loaded with ``weights_only
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 import yaml
 from torch import nn
 
-from tactile_estimator.config import one_line, quote, safe_yaml, yaml_reason
+from tactile_estimator.config import one_line, positive_number, quote, safe_yaml, yaml_reason
 from tactile_estimator.io.atomic import atomic_path
 
 WEIGHTS = "weights.pt"
@@ -252,7 +251,7 @@ def _check_architecture(path: Path, arch: Architecture) -> None:
     for width in arch.channels:
         positive_int("channels", width, MAX_WIDTH)
     for name, values, count in (("input_scale", [arch.input_scale], 1), ("output_scale", arch.output_scale, 3)):
-        if not isinstance(values, list) or len(values) != count or not all(_positive(v) for v in values):
+        if not isinstance(values, list) or len(values) != count or not all(positive_number(v) for v in values):
             raise ModelError(f"{path}: architecture.{name} must be {count} positive number(s), not {quote(values)}")
 
 
@@ -262,20 +261,10 @@ def _check_factor_weights(path: Path, weights: FactorWeights) -> None:
                "tactile_normal": (0, 1), "tactile_normal_corner": (0, 1)}
     for family, allowed in lengths.items():
         sigmas = getattr(weights, family)
-        ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(_positive(v) for v in sigmas)
+        ok = isinstance(sigmas, list) and len(sigmas) in allowed and all(positive_number(v) for v in sigmas)
         if not ok:
             count = " or ".join(str(n) for n in allowed)
             raise ModelError(f"{path}: factor_weights.{family} must be {count} positive σ, not {quote(sigmas)}")
-
-
-def _positive(value: object) -> bool:
-    """A finite positive number (not a bool); an integer too large for a float is not one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value) and value > 0
-    except OverflowError:
-        return False
 
 
 def _check_persistence(path: Path, persistence: object) -> None:
