@@ -517,3 +517,15 @@ def test_the_watcher_checks_its_out_and_removes_its_killed_writers_temporaries(t
     watch = ModelWatch([watched], out, load_estimator_config(), _trainer_config())
     assert watch.poll() is None
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_model_saved_twice_is_the_same_bytes_as_the_shipped_one(tmp_path: Path) -> None:
+    """make model can reproduce models/ byte for byte: the weights file does not carry the random
+    name of the temporary file it was written through."""
+    from tactile_estimator.networks.tactile import DEFAULT_MODEL_DIR, WEIGHTS, TactileModel
+
+    model = TactileModel.load()
+    model.save(tmp_path / "a")
+    model.save(tmp_path / "b")
+    first = (tmp_path / "a" / WEIGHTS).read_bytes()
+    assert first == (tmp_path / "b" / WEIGHTS).read_bytes() == (Path(DEFAULT_MODEL_DIR) / WEIGHTS).read_bytes()

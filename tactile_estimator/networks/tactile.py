@@ -11,6 +11,7 @@ A model directory holds ``weights.pt`` (a state dict, loaded with ``weights_only
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,12 @@ class TactileModel:
         description.update(provenance)
         description["architecture"] = asdict(self.arch)
         description["factor_weights"] = asdict(self.weights)
+        # Saved through a buffer: torch names the archive inside after the file it writes, and the
+        # temporary file's name is random, so the same weights would give different bytes.
+        buffer = io.BytesIO()
+        torch.save(self.net.state_dict(), buffer)
         with _atomic(directory / WEIGHTS) as tmp:
-            torch.save(self.net.state_dict(), tmp)
+            Path(tmp).write_bytes(buffer.getvalue())
         with _atomic(directory / DESCRIPTION) as tmp:
             Path(tmp).write_text(yaml.safe_dump(description, sort_keys=False))
         self.description = description
