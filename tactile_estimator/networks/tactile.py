@@ -23,7 +23,7 @@ import yaml
 from torch import nn
 
 from tactile_estimator.config import one_line, positive_number, quote, safe_yaml, yaml_reason
-from tactile_estimator.io.atomic import atomic_path
+from tactile_estimator.io.atomic import atomic_write_bytes, atomic_write_text
 
 WEIGHTS = "weights.pt"
 DESCRIPTION = "model.yaml"
@@ -199,10 +199,8 @@ class TactileModel:
         # temporary file's name is random, so the same weights would give different bytes.
         buffer = io.BytesIO()
         torch.save(self.net.state_dict(), buffer)
-        with _atomic(directory / WEIGHTS) as tmp:
-            Path(tmp).write_bytes(buffer.getvalue())
-        with _atomic(directory / DESCRIPTION) as tmp:
-            Path(tmp).write_text(yaml.safe_dump(description, sort_keys=False))
+        atomic_write_bytes(directory / WEIGHTS, buffer.getvalue())
+        atomic_write_text(directory / DESCRIPTION, yaml.safe_dump(description, sort_keys=False))
         self.description = description
 
     def encode(self, images: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -301,18 +299,3 @@ def _check_normal_head(path: Path, arch: Architecture, weights: FactorWeights) -
         if not hidden and getattr(weights, name):
             raise ModelError(f"{path}: factor_weights.{name} is set but architecture.normal_hidden is 0 "
                              "(the network has no normal head)")
-
-
-class _atomic:
-    """A temporary path next to ``target`` that replaces it only when the block succeeds: the package's
-    one atomic writer (io.atomic.atomic_path: fsync, rename, fsync of the directory, open()'s mode, and
-    an OutputError naming the file when writing fails, the earlier file kept)."""
-
-    def __init__(self, target: Path) -> None:
-        self._context = atomic_path(target)
-
-    def __enter__(self) -> str:
-        return str(self._context.__enter__())
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self._context.__exit__(*exc)
