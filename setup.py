@@ -29,6 +29,7 @@ setup(
         "matplotlib",
         "pyyaml",
         "cma",
+        "tqdm",
     ],
     zip_safe=True,
     maintainer="tactile_estimator maintainers",

@@ -22,6 +22,7 @@ from tactile_estimator.config import (
     load_estimator_config,
     one_line,
 )
+from tactile_estimator.progress import progress, say, set_quiet
 
 log = logging.getLogger("tactile_estimator")
 
@@ -55,7 +56,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--camera-dropout {args.camera_dropout} is a fraction in [0, 1]")
     noise = SensorNoise(camera_dropout=args.camera_dropout)
     out = _writable_out(args.out)
-    for run in range(args.runs):
+    for run in progress(range(args.runs), "simulate", unit="run"):
         kind = kinds[run % len(kinds)]
         seed = args.seed + run
         result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise,
@@ -63,8 +64,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         path = out / f"run_{seed:04d}_{kind}"
         write_run_bag(result, path, storage=args.storage)
         contact = sum(result.in_contact) / max(len(result.in_contact), 1)
-        print(f"{path}  {kind}  {args.steps} steps  contact {contact:.0%}  "
-              f"camera detections {len(result.camera)}")
+        say(f"{path}  {kind}  {args.steps} steps  contact {contact:.0%}  "
+            f"camera detections {len(result.camera)}")
     return 0
 
 
@@ -126,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bags = expand_bag_paths(args.bags)
     command = "tactile-estimator " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = train(bags, val, Path(args.out), config, trainer_config, init=args.init or None, resume=args.resume,
-                   command=command, progress=print)
+                   command=command, progress=say)
     if not result.main:
         return 0  # under torchrun, the first process reports
     if result.extra.get("finished"):
@@ -182,7 +183,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model = TactileModel.load(args.model or config.model or None)
     bags = expand_bag_paths(args.bags)
     results = []
-    for bag in bags:
+    for bag in progress(bags, "replay", unit="bag"):
         result = replay_bag(bag, config, model, out / bag.name, write_bag=args.write_bag)
         results.append(result)
     print(summary_table(results))
@@ -219,7 +220,7 @@ def _dds_settings(args: argparse.Namespace) -> tuple[int, str | None]:
 
 
 def _say(text: str) -> None:
-    print(f"tactile-estimator: {text}", flush=True)
+    say(f"tactile-estimator: {text}")
 
 
 def _check_duration(args: argparse.Namespace) -> None:
@@ -270,17 +271,66 @@ def _add_dds_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stay on the loopback interface, unicast discovery (otherwise CYCLONEDDS_URI applies)")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help with each option's default, unless the help says it already or there is none to say."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or "default" in text or default is None or default is argparse.SUPPRESS
+                or default is False or default == [] or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def version() -> str:
+    """The installed package's version (setup.py's), as pip and colcon record it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tactile_estimator")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``, read from the package metadata only when asked (importlib.metadata is slow to import)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"tactile-estimator {version()}")
+        parser.exit()
+
+
+def _add_quiet(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars (they are drawn only when stderr is a terminal)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tactile-estimator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tactile-estimator", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    _add_quiet(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        child = _add_parser(name, formatter_class=HelpFormatter, **kwargs)
+        _add_quiet(child, argparse.SUPPRESS)  # after the command too; SUPPRESS keeps one given before it
+        return child
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     sim = sub.add_parser("simulate", help="write simulated pushing runs as rosbag2 recordings")
     sim.add_argument("--out", required=True, help="directory for one bag per run")
-    sim.add_argument("--runs", type=int, default=1)
+    sim.add_argument("--runs", type=int, default=1, help="runs to simulate, one bag each")
     sim.add_argument("--steps", type=int, default=300, help="tactile frames per run (30 Hz)")
     sim.add_argument("--object", default="rect", help="rect, disc, ellipse, or a comma list used in turn")
     sim.add_argument("--seed", type=int, default=0, help="run i uses seed + i")
-    sim.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    sim.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage format")
     sim.add_argument("--camera-rate", type=float, default=2.0, metavar="HZ", help="camera frame rate")
     sim.add_argument("--camera-dropout", type=float, default=0.3, help="least fraction of camera frames lost")
     sim.add_argument("--camera-first-only", action="store_true",
@@ -292,9 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
     pre.add_argument("--out", required=True, help="model directory to write")
     pre.add_argument("--val", nargs="*", default=[], help="validation bags (default: the last sixth)")
-    pre.add_argument("--epochs", type=int, default=30)
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    pre.add_argument("--epochs", type=int, default=30, help="passes over the training bags")
+    pre.add_argument("--seed", type=int, default=0, help="fixes the initial weights and the batch order")
+    pre.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's own choice, one per core)")
     pre.add_argument("--config", help="estimator parameter file (topics, offsets)")
     pre.set_defaults(func=cmd_pretrain)
 
@@ -302,16 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
     tr.add_argument("--out", required=True, help="model directory to write (with checkpoint, log and curves)")
     tr.add_argument("--init", help="starting model directory (default: the shipped models/)")
-    tr.add_argument("--method", choices=["leo", "supervised", "blackbox", "unroll"])
-    tr.add_argument("--epochs", type=int)
-    tr.add_argument("--sampler", choices=["isam2", "gn"], help="posterior samples from iSAM2 or batched Gauss-Newton")
-    tr.add_argument("--samples", type=int, help="posterior samples per trajectory and update")
+    tr.add_argument("--method", choices=["leo", "supervised", "blackbox", "unroll"],
+                    help="what is learned and how (default: the trainer config's method, leo)")
+    tr.add_argument("--epochs", type=int, help="blackbox ignores it (default: the trainer config's epochs, 10)")
+    tr.add_argument("--sampler", choices=["isam2", "gn"],
+                    help="posterior samples from iSAM2 or batched Gauss-Newton (default: the trainer config's sampler, gn)")
+    tr.add_argument("--samples", type=int,
+                    help="posterior samples per trajectory and update (default: the trainer config's samples, 10)")
     tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...; "
-                    "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy")
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--threads", type=int, help="torch threads (default: the trainer config's threads)")
+                    "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy "
+                    "(default: the trainer config's learn, tactile_head,tactile:xy,pushing)")
+    tr.add_argument("--seed", type=int, help="fixes the run order and the samples (default: the trainer config's seed, 0)")
+    tr.add_argument("--threads", type=int, help="torch threads (default: the trainer config's threads, 1)")
     tr.add_argument("--keep", choices=["best", "last"],
-                    help="write the model of the best validation epoch (default) or of the last one")
+                    help="write the model of the best validation epoch or of the last one "
+                         "(default: the trainer config's keep, best)")
     tr.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     tr.add_argument("--overwrite", action="store_true", help="replace a previous run in --out (refused otherwise)")
     tr.add_argument("--val", nargs="*", default=[], help="validation bags (default: the training bags)")
@@ -319,12 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--trainer-config", help="trainer parameter file (config/trainer.yaml format)")
     tr.add_argument("--watch", action="store_true",
                     help="watch mode: BAGS are directories; retrain whenever new bags appear and publish each "
-                         "accepted model on ~/model_updated over DDS (the trainer node without ROS)")
+                         "accepted model on /<node-name>/model_updated (/trainer_node/model_updated) over DDS "
+                         "(the trainer node without ROS)")
     tr.add_argument("--once", action="store_true", help="watch mode, one look: train if new bags are there, exit")
     tr.add_argument("--poll", type=float, help="watch mode: seconds between looks (default: the config's watch.poll_s)")
-    tr.add_argument("--settle", type=float, help="watch mode: seconds a bare bag file must stay unchanged")
+    tr.add_argument("--settle", type=float, help="watch mode: seconds a bare bag file must stay unchanged "
+                    "(default: the config's watch.settle_s)")
     tr.add_argument("--duration", type=float, help="watch mode: stop after this many seconds (default: on SIGINT)")
-    tr.add_argument("--node-name", default="trainer_node", help="watch mode: name in front of ~/model_updated")
+    tr.add_argument("--node-name", default="trainer_node", help="watch mode: name in front of /model_updated")
     tr.add_argument("--domain", type=int, help="watch mode: DDS domain id (default: ROS_DOMAIN_ID, else 0)")
     tr.add_argument("--localhost", action="store_true", help="watch mode: DDS on the loopback interface only")
     tr.set_defaults(func=cmd_train)
@@ -333,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("bags", nargs="+", help="bag directories, .mcap/.db3 files, or directories of bags")
     rep.add_argument("--model", help="model directory (default: the shipped models/)")
     rep.add_argument("--config", help="estimator parameter file (config/estimator.yaml format)")
-    rep.add_argument("--backend", choices=["isam2", "gn"], help="solver backend (gn: batched Gauss-Newton in torch)")
+    rep.add_argument("--backend", choices=["isam2", "gn"],
+                     help="solver backend (gn: batched Gauss-Newton in torch; default: the config's, isam2)")
     rep.add_argument("--disable-factor", action="append", choices=FACTOR_FAMILIES, default=[],
                      help="switch a factor family off (repeatable)")
     rep.add_argument("--out", default="replay_out", help="output directory, one folder per bag")
@@ -344,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dds_arguments(run)
     run.add_argument("--config", help="estimator parameter file (config/estimator.yaml format)")
     run.add_argument("--model", help="model directory (default: the config's, else the shipped models/)")
-    run.add_argument("--backend", choices=["isam2", "gn"], help="solver backend")
+    run.add_argument("--backend", choices=["isam2", "gn"], help="solver backend (default: the config's, isam2)")
     run.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
     run.add_argument("--node-name", default="estimator_node", help="name in front of the private ~/ topics")
     run.set_defaults(func=cmd_run)
@@ -386,6 +444,7 @@ def _interrupted(error: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(args.quiet)
     try:
         return args.func(args)
     except KeyboardInterrupt:
