@@ -1,4 +1,4 @@
-"""tactile-estimator {simulate, pretrain, train, replay, run, play}: offline jobs and the live path, without ROS.
+"""tactile-estimator {simulate, pretrain, train, replay, info, view, run, play}: offline jobs, live path, no ROS.
 
 Every error a user can cause ends in one line on stderr and exit status 2, never a traceback.
 """
@@ -193,6 +193,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    from tactile_estimator import bag_info
+
+    config = load_estimator_config(args.config)
+    summaries = [bag_info.summarise(bag, config) for bag in progress(args.bags, "info", unit="bag")]
+    if args.json:
+        print(bag_info.dumps(summaries))
+    else:
+        print("\n\n".join(bag_info.format_summary(s) for s in summaries))
+    return 0
+
+
 def _writable_out(path: str) -> Path:
     """``--out``, made if missing and checked before any work (io.atomic.writable_directory)."""
     from tactile_estimator.io.atomic import writable_directory
@@ -356,13 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what is learned and how (default: the trainer config's method, leo)")
     tr.add_argument("--epochs", type=int, help="blackbox ignores it (default: the trainer config's epochs, 10)")
     tr.add_argument("--sampler", choices=["isam2", "gn"],
-                    help="posterior samples from iSAM2 or batched Gauss-Newton (default: the trainer config's sampler, gn)")
+                    help="posterior samples from iSAM2 or batched Gauss-Newton "
+                         "(default: the trainer config's sampler, gn)")
     tr.add_argument("--samples", type=int,
                     help="posterior samples per trajectory and update (default: the trainer config's samples, 10)")
     tr.add_argument("--learn", help="comma list: tactile_head, tactile_encoder, tactile, pushing, contact, ...; "
                     "family:axes learns those of x, y, z (θ) only, e.g. tactile:xy "
                     "(default: the trainer config's learn, tactile_head,tactile:xy,pushing)")
-    tr.add_argument("--seed", type=int, help="fixes the run order and the samples (default: the trainer config's seed, 0)")
+    tr.add_argument("--seed", type=int,
+                    help="fixes the run order and the samples (default: the trainer config's seed, 0)")
     tr.add_argument("--threads", type=int, help="torch threads (default: the trainer config's threads, 1)")
     tr.add_argument("--keep", choices=["best", "last"],
                     help="write the model of the best validation epoch or of the last one "
@@ -397,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="replay_out", help="output directory, one folder per bag")
     rep.add_argument("--write-bag", action="store_true", help="also write a copy of each bag with the estimates")
     rep.set_defaults(func=cmd_replay)
+
+    info = sub.add_parser("info", help="what a bag holds (topics, types, counts, rates, the object) and whether "
+                          "replay and train can use it")
+    info.add_argument("bags", nargs="+", metavar="BAG", help="rosbag2 directories or .mcap/.db3 files")
+    info.add_argument("--config", help="estimator parameter file: the topics and object looked for")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=cmd_info)
 
     run = sub.add_parser("run", help="run the estimator live: ROS 2 topics in, estimates and diagnostics out")
     _add_dds_arguments(run)
