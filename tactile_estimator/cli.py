@@ -62,7 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise,
                               camera_rate_hz=args.camera_rate, camera_first_only=args.camera_first_only)
         path = out / f"run_{seed:04d}_{kind}"
-        write_run_bag(result, path, storage=args.storage)
+        write_run_bag(result, path, storage=args.storage, ee=args.ee)
         contact = sum(result.in_contact) / max(len(result.in_contact), 1)
         say(f"{path}  {kind}  {args.steps} steps  contact {contact:.0%}  "
             f"camera detections {len(result.camera)}")
@@ -202,6 +202,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(bag_info.dumps(summaries))
     else:
         print("\n\n".join(bag_info.format_summary(s) for s in summaries))
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from tactile_estimator.view import view_bag
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    config = _config(args)
+    path, count = view_bag(args.bag, args.out, config, estimates=args.estimates, model=args.model,
+                           every=args.every, frames=args.frames, fps=args.fps)
+    say(f"{path}: {count} pictures")
     return 0
 
 
@@ -348,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--camera-first-only", action="store_true",
                      help="first detection only: every later one is lost, as when the arm occludes the object "
                           "for the whole run (tactile-only pushing)")
+    sim.add_argument("--ee", choices=["pose", "tf", "both"], default="pose",
+                     help="the end-effector as /ee_pose, as /tf + /tf_static (world -> ee -> digit_gel, as "
+                          "robot_state_publisher writes an arm; replay with ee_source: tf, frames.sensor: digit_gel), "
+                          "or both")
     sim.set_defaults(func=cmd_simulate)
 
     pre = sub.add_parser("pretrain", help="train the tactile network from bags with ground truth")
@@ -418,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--config", help="estimator parameter file: the topics and object looked for")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=cmd_info)
+
+    view = sub.add_parser("view", help="tactile frames beside the contact state and the estimate, as a GIF, "
+                          "a PNG strip or an mp4")
+    view.add_argument("bag", help="rosbag2 directory or .mcap/.db3 file")
+    view.add_argument("--out", required=True, help="FILE.gif (animation), FILE.png (a strip) or FILE.mp4")
+    view.add_argument("--estimates", help="a replay's estimates.csv or its folder (otherwise the estimator is run)")
+    view.add_argument("--model", help="model directory when the estimator is run (default: the shipped models/)")
+    view.add_argument("--config", help="estimator parameter file (topics, object, contact detection)")
+    view.add_argument("--backend", choices=["isam2", "gn"], help="solver backend (default: the config's, isam2)")
+    view.add_argument("--every", type=int, default=1, help="GIF and mp4: every N-th tactile frame")
+    view.add_argument("--frames", type=int, default=6, help="PNG: pictures in the strip, evenly spaced")
+    view.add_argument("--fps", type=float, default=10.0, help="GIF and mp4: pictures per second")
+    view.set_defaults(func=cmd_view)
 
     run = sub.add_parser("run", help="run the estimator live: ROS 2 topics in, estimates and diagnostics out")
     _add_dds_arguments(run)

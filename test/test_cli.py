@@ -45,3 +45,53 @@ def test_blackbox_warns_once_that_it_ignores_epochs(tmp_path: Path, capsys: pyte
     assert "evaluations" in lines[0] and lines[1].startswith("tactile-estimator: error: ")
     assert cli.main(argv) == 2
     assert "warning" not in capsys.readouterr().err
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_is_the_package_version() -> None:
+    import re
+
+    done = subprocess.run([sys.executable, "-m", "tactile_estimator.cli", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    declared = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+    assert done.returncode == 0 and done.stdout == f"tactile-estimator {declared}\n"
+    assert f"<version>{declared}</version>" in (ROOT / "package.xml").read_text()
+
+
+def _help(command: str) -> str:
+    import argparse
+
+    from tactile_estimator import cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return " ".join(sub.choices[command].format_help().split())
+
+
+@pytest.mark.parametrize("command", ["simulate", "pretrain", "train", "replay", "run", "play", "info", "view"])
+def test_every_option_with_a_default_says_it(command: str) -> None:
+    import argparse
+
+    from tactile_estimator import cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = _help(command)
+    for action in sub.choices[command]._actions:
+        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+            assert f"default: {action.default}" in text, (command, action.option_strings)
+
+
+def test_train_help_states_the_shipped_trainer_defaults() -> None:
+    from tactile_estimator.config import load_trainer_config
+
+    shipped = load_trainer_config(str(ROOT / "config" / "trainer.yaml"), {})
+    text = _help("train")
+    for name, value in (("method", shipped.method), ("epochs", shipped.epochs), ("sampler", shipped.sampler),
+                        ("samples", shipped.samples), ("seed", shipped.seed), ("threads", shipped.threads),
+                        ("keep", shipped.keep)):
+        assert f"the trainer config's {name}, {value})" in text, name
+    assert f"the trainer config's learn, {','.join(shipped.learn)})" in text
+    assert "/trainer_node/model_updated" in text and "~/model_updated" not in text
