@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from tactile_estimator.camera.model import CameraInfo, extrinsics_problem, inverse, translation
+from tactile_estimator.camera.model import CameraInfo, extrinsics_problem, inverse, planar, translation
 from tactile_estimator.records import CameraDetection
 
 DICTIONARY = cv2.aruco.DICT_APRILTAG_36h11
@@ -45,6 +45,7 @@ DROP_REASONS = (
     "edge_on",  # the tag is seen at more than max_view_angle_deg from its normal
     "pnp_failed",  # solvePnP raised or returned nothing finite, or the corners are degenerate
     "not_upright",  # the pose tilts the object off the table by more than max_tilt_deg
+    "bad_fit",  # the planar pose reprojects the corners more than max_reprojection_px off
 )
 
 
@@ -80,10 +81,11 @@ class DetectorOptions:
     adaptive_window_px: int = 13  # one adaptive-threshold window; OpenCV's default tries 3, 13 and 23
     refine_on_table: bool = True  # refine (x, y, yaw) with the object's origin at z = 0
     refine_iterations: int = 5
+    max_reprojection_px: float = 3.0  # RMS; a pose that fits the corners worse is dropped
 
     def problem(self) -> str | None:
         values = (self.min_side_px, self.max_view_angle_deg, self.max_tilt_deg, self.min_pixel_sigma,
-                  self.floor_translation_m, self.floor_rotation_rad)
+                  self.floor_translation_m, self.floor_rotation_rad, self.max_reprojection_px)
         if not all(math.isfinite(v) and v >= 0.0 for v in values):
             return "detector options must be finite and >= 0"
         if not 0.0 < self.max_view_angle_deg < 90.0:
@@ -226,13 +228,24 @@ class AprilTagDetector:
             world_T_object = self.world_T_camera @ _rt(R, tvec) @ self.tag_T_object
             tilt = math.degrees(math.acos(min(1.0, max(-1.0, world_T_object[2, 2]))))
             solutions.append((float(np.ravel(errors)[i]) if errors is not None else 0.0, tilt, R, tvec, world_T_object))
-        if not solutions:
-            return drop("pnp_failed", "solvePnP (IPPE_SQUARE) gave no finite pose in front of the camera")
-        best = min(s[0] for s in solutions)
-        error_px, tilt, R, tvec, world_T_object = min(
-            (s for s in solutions if s[0] <= best + 1.0), key=lambda s: s[1])
-        distance = float(np.linalg.norm(tvec))
-        view_angle = math.degrees(math.acos(min(1.0, abs(float(R[:, 2] @ tvec)) / distance)))
+        consistent = [sol for sol in solutions if sol[0] <= self.options.max_reprojection_px]
+        if consistent:
+            best = min(sol[0] for sol in consistent)
+            _, tilt, R, tvec, world_T_object = min((sol for sol in consistent if sol[0] <= best + 1.0),
+                                                   key=lambda sol: sol[1])
+            x_axis = world_T_object[:3, 0]
+            pose = np.array([world_T_object[0, 3], world_T_object[1, 3], math.atan2(x_axis[1], x_axis[0])])
+            distance = float(np.linalg.norm(tvec))
+            view_angle = math.degrees(math.acos(min(1.0, abs(float(R[:, 2] @ tvec)) / distance)))
+        else:
+            # IPPE degenerates for a tag seen (almost exactly) face-on, as an overhead camera sees it:
+            # start from the corners' rays met with the tag's plane on the table instead.
+            tilt, pose = math.nan, self._pose_from_rays(quad, K, D)
+            if pose is None:
+                return drop("pnp_failed", "solvePnP (IPPE_SQUARE) gave no consistent pose and the corners' rays "
+                            "miss the table")
+            world_T_object = planar(pose)
+            distance, view_angle = self._view(pose)
         geometry = {"distance_m": distance, "view_angle_deg": view_angle, "world_T_object": world_T_object}
         if view_angle > self.options.max_view_angle_deg:
             return drop("edge_on", f"the tag is seen {view_angle:.0f}° from its normal (at most "
@@ -241,8 +254,6 @@ class AprilTagDetector:
             return drop("not_upright", f"the pose tilts the object {tilt:.0f}° off the table (at most "
                         f"{self.options.max_tilt_deg:g}°): check the extrinsics and the tag mount", **geometry)
 
-        x_axis = world_T_object[:3, 0]
-        pose = np.array([world_T_object[0, 3], world_T_object[1, 3], math.atan2(x_axis[1], x_axis[0])])
         # On the table the object's origin is at z = 0: Gauss-Newton on the corners' pixels over
         # (x, y, yaw) alone, from the 3-D pose's projection, uses that; PnP's depth is its weakest part.
         height = 0.0 if self.options.refine_on_table else float(world_T_object[2, 3])
@@ -262,13 +273,44 @@ class AprilTagDetector:
         if not (np.all(np.isfinite(information)) and np.all(np.isfinite(pose))) or np.linalg.cond(information) > 1e12:
             return drop("pnp_failed", "the corners' pixel Jacobian is singular: the pose is unobservable",
                         **geometry, reprojection_px=rms)
+        if rms > self.options.max_reprojection_px:
+            return drop("bad_fit", f"the planar pose reprojects the corners {rms:.1f} px off (at most "
+                        f"{self.options.max_reprojection_px:g} px): not a tag on the table, or bad calibration",
+                        **geometry, reprojection_px=rms)
         # Eight pixel coordinates fit three parameters: the per-coordinate noise's estimate has 5 degrees of freedom.
         sigma = max(self.options.min_pixel_sigma, float(np.sqrt(residual @ residual / 5.0)))
         floor = np.array([self.options.floor_translation_m] * 2 + [self.options.floor_rotation_rad]) ** 2
         covariance = sigma * sigma * np.linalg.inv(information) + np.diag(floor)
         covariance = 0.5 * (covariance + covariance.T)
+        distance, view_angle = self._view(pose)
         detection = CameraDetection(int(stamp_ns), pose, covariance, "world")
         return TagResult(stamp_ns, detection, None, "", rejected, quad, rms, distance, view_angle, world_T_object)
+
+    def _view(self, pose: np.ndarray) -> tuple[float, float]:
+        """Distance (m) from the camera to the tag's centre and the angle (degrees) from the tag's normal."""
+        camera_T_tag = self.camera_T_world @ planar(pose) @ np.asarray(self.mount.object_T_tag, dtype=float)
+        t, normal = camera_T_tag[:3, 3], camera_T_tag[:3, 2]
+        distance = float(np.linalg.norm(t))
+        return distance, math.degrees(math.acos(min(1.0, abs(float(normal @ t)) / max(distance, 1e-12))))
+
+    def _pose_from_rays(self, quad: np.ndarray, K: np.ndarray, D: np.ndarray) -> np.ndarray | None:
+        """The planar pose whose tag corners best fit (least squares) where the corners' rays meet the tag's plane."""
+        rays = cv2.undistortPoints(quad.reshape(4, 1, 2), K, D).reshape(4, 2)
+        directions = np.column_stack([rays, np.ones(4)]) @ self.world_T_camera[:3, :3].T
+        origin = self.world_T_camera[:3, 3]
+        heights = self._mounted_points[:, 2]
+        if np.any(np.abs(directions[:, 2]) < 1e-9):
+            return None
+        t = (heights - origin[2]) / directions[:, 2]
+        if np.any(t <= 0.0):
+            return None
+        world = origin[:2] + t[:, None] * directions[:, :2]
+        local = self._mounted_points[:, :2]
+        a, b = local - local.mean(axis=0), world - world.mean(axis=0)
+        yaw = math.atan2(float(np.sum(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])), float(np.sum(a * b)))
+        c, s = math.cos(yaw), math.sin(yaw)
+        xy = world.mean(axis=0) - np.array([[c, -s], [s, c]]) @ local.mean(axis=0)
+        return np.array([xy[0], xy[1], yaw])
 
     def _corners(self, poses: np.ndarray, height: float, K: np.ndarray, D: np.ndarray) -> np.ndarray:
         """The tag's corners' pixels (m, 4, 2) for m planar object poses (m, 3) at ``height``."""
