@@ -121,12 +121,15 @@ class TopicsConfig:
     ground_truth: str = "/object_ground_truth"
     object_info: str = "/object_info"
     model_updated: str = "/trainer_node/model_updated"  # std_msgs/String: path of a new model to load
+    tf: str = "/tf"  # with ee_source: tf, the end-effector is looked up on these (tf2_msgs/TFMessage)
+    tf_static: str = "/tf_static"
 
 
 @dataclass
 class FramesConfig:
     world: str = "world"
-    ee: str = "ee"
+    ee: str = "ee"  # the end-effector link (ee_source: tf), e.g. tool0 or panda_link8
+    sensor: str = ""  # the gel's frame, mounted on ``ee`` (a static transform); empty: ``ee`` is the gel
     object: str = "object_estimate"
 
 
@@ -196,6 +199,7 @@ class LiveConfig:
 
 
 BACKENDS = ("isam2", "gn")
+EE_SOURCES = ("topic", "tf")
 
 
 @dataclass
@@ -209,6 +213,8 @@ class EstimatorConfig:
     max_tilt_rad: float = 0.05
     ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
     max_stamp_jump_s: float = 10.0  # a stream's stamp jumping further needs a second message to confirm it
+    clock_restart_s: float = 1.0  # a stream going back further, confirmed, restarted its clock: a new graph
+    ee_source: str = "topic"  # topic: topics.ee_pose; tf: frames.world -> frames.ee (-> frames.sensor) on /tf
     camera_max_offset_s: float = 0.05  # a detection further than this from every step is dropped
     initial_object_pose: list[float] = field(default_factory=list)  # empty: the first camera detection
     max_pending_s: float = 5.0
@@ -228,6 +234,18 @@ class EstimatorConfig:
     def validate(self) -> EstimatorConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {quote(self.backend)} is unknown; expected one of {', '.join(BACKENDS)}")
+        if self.ee_source not in EE_SOURCES:
+            raise ConfigError(f"ee_source: {quote(self.ee_source)} is unknown; expected one of {', '.join(EE_SOURCES)}")
+        if self.ee_source == "tf":
+            frames = self.frames
+            names = [("frames.world", frames.world), ("frames.ee", frames.ee)] + \
+                ([("frames.sensor", frames.sensor)] if frames.sensor else [])
+            for key, name in names:
+                if not name.strip("/"):
+                    raise ConfigError(f"{key}: ee_source tf needs a frame name")
+            if len({name.strip("/") for _, name in names}) != len(names):
+                raise ConfigError(f"frames: ee_source tf needs different frames, got "
+                                  f"{', '.join(f'{k} {quote(n)}' for k, n in names)}")
         if self.gauss_newton.window < 2 or self.gauss_newton.iterations < 1:
             raise ConfigError("gauss_newton: window must be at least 2 steps and iterations at least 1")
         for name in self.disabled_factors:
@@ -267,6 +285,7 @@ class EstimatorConfig:
             "max_tilt_rad": (self.max_tilt_rad, 0.0, math.pi, False),
             "ee_max_gap_s": (self.ee_max_gap_s, 0.0, 3600.0, False),
             "max_stamp_jump_s": (self.max_stamp_jump_s, 0.0, 1e6, False),
+            "clock_restart_s": (self.clock_restart_s, 0.0, 1e6, False),
             "camera_max_offset_s": (self.camera_max_offset_s, 0.0, 3600.0, False),
             "max_pending_s": (self.max_pending_s, 0.0, 3600.0, False),
             "network_threads": (self.network_threads, 1, 1024, True),

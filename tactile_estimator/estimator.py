@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # A weak constant-position prior between consecutive object poses keeps the graph determinate
 # whichever factor families are switched off; it is two orders looser than the pushing model.
-CLOCK_RESTART_NS = 10**9  # a stream going back further than 1 s, twice in a row, restarted its clock
 WARNING_PERIOD_S = 5.0  # a dropped-input warning per reason at most this often (the counts are exact)
 MOTION_PRIOR_SIGMAS = np.array([0.01, 0.01, 0.1])
 # Out of contact, quasi-static objects do not move (the pushing model with zero contact force).
@@ -135,14 +134,15 @@ class Estimator:
 
     def _check_order(self, stream: str, stamp_ns: int) -> bool:
         """Each stream's stamps must increase. A jump of more than ``max_stamp_jump_s`` from the last
-        accepted stamp, or back by more than CLOCK_RESTART_NS, is taken only once a second message confirms
+        accepted stamp, or back by more than ``clock_restart_s``, is taken only once a second message confirms
         it (within ``max_stamp_jump_s`` of the first and after it): one stamp from the future (a corrupted
         header) is dropped as ``stamp_jump`` and leaves the stream as it was. A confirmed jump backwards is
         a restarted clock (a bag played again, a restarted publisher): ``clock_restarted`` is set for the
         owner to start a new graph. Smaller steps back are reordering: that message is dropped."""
         last = self._last_stamp.get(stream)
         jump_ns = int(self.config.max_stamp_jump_s * 1e9)
-        if last is not None and (stamp_ns - last > jump_ns or last - stamp_ns > CLOCK_RESTART_NS):
+        back_ns = int(self.config.clock_restart_s * 1e9)
+        if last is not None and (stamp_ns - last > jump_ns or last - stamp_ns > back_ns):
             candidate = self._jump_candidate.get(stream)
             if candidate is None or not 0 < stamp_ns - candidate <= jump_ns:
                 self._jump_candidate[stream] = stamp_ns

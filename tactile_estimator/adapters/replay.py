@@ -73,7 +73,8 @@ def object_shape(bag: Path, config: EstimatorConfig) -> Shape:
 
 
 def required_topics(config: EstimatorConfig) -> list[list[str]]:
-    required = [tactile_topics(config), [config.topics.ee_pose]]
+    ee = [config.topics.tf] if config.ee_source == "tf" else [config.topics.ee_pose]
+    required = [tactile_topics(config), ee]
     if not config.initial_object_pose:
         required.append([config.topics.camera])
     return required
@@ -113,7 +114,7 @@ def replay_bag(
         estimates.extend(router.handle(message.topic, message.msgtype, message.msg))
     if read.undecodable:  # CDR that does not deserialise: counted under the reason the live transports use
         estimator.dropped["undecodable"] += sum(read.undecodable.values())
-    estimates.extend(estimator.flush())
+    estimates.extend(router.flush())
     stamps, smoothed = estimator.trajectory(converge=config.final_iterations)
 
     truth_arrays = (np.array([t for t, _ in truth]), np.array([p for _, p in truth])) if truth else None

@@ -23,6 +23,7 @@ from rosbags.typesys.store import Typestore
 from tactile_estimator.config import positive_number, quote
 from tactile_estimator.geometry import quaternion_from_yaw, yaw_from_quaternion
 from tactile_estimator.records import CameraDetection, ObjectInfo, PoseSample, TactileFrame
+from tactile_estimator.tf_buffer import StampedTransform
 
 TYPESTORE: Typestore = get_typestore(Stores.ROS2_HUMBLE)
 """The message definitions used everywhere: ROS 2 Humble, the distribution the package targets."""
@@ -33,6 +34,8 @@ POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 POSE_WITH_COVARIANCE_STAMPED = "geometry_msgs/msg/PoseWithCovarianceStamped"
 STRING = "std_msgs/msg/String"
 PATH = "nav_msgs/msg/Path"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+EMPTY = "std_msgs/msg/Empty"
 
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 POSE_TYPES = (POSE_STAMPED, POSE_WITH_COVARIANCE_STAMPED)
@@ -57,6 +60,7 @@ REASONS = (
     "non_planar_pose",
     "bad_covariance",
     "bad_object_info",
+    "bad_transform",
     "unsupported_type",
 )
 """Every ``InputRejected.reason``, so that counters can be created up front."""
@@ -454,6 +458,48 @@ def path_msg(stamp_ns: int, poses: Iterable[tuple[int, Any]], frame_id: str, typ
         header=_header(stamp_ns, frame_id, typestore),
         poses=[pose_stamped_msg(t, pose, frame_id, typestore) for t, pose in poses],
     )
+
+
+# ----------------------------------------------------------------------------------------------- tf
+
+
+def tf_transforms(msg: Any, topic: str) -> tuple[list[StampedTransform], list[InputRejected]]:
+    """A ``tf2_msgs/TFMessage`` -> its transforms; each bad one (non-finite, not a unit quaternion, no
+    frame names) is returned as an ``InputRejected`` (``bad_transform``) and the others are kept."""
+    good: list[StampedTransform] = []
+    bad: list[InputRejected] = []
+    for item in msg.transforms:
+        stamp_ns = stamp_to_ns(item.header.stamp)
+        parent, child = item.header.frame_id.lstrip("/"), item.child_frame_id.lstrip("/")
+        t, q = item.transform.translation, item.transform.rotation
+        values = (t.x, t.y, t.z, q.x, q.y, q.z, q.w)
+        where = f"transform {quote(parent)} -> {quote(child)}"
+        if not parent or not child or parent == child:
+            bad.append(InputRejected("bad_transform", topic, stamp_ns, f"{where} needs two different frame names"))
+        elif not all(math.isfinite(v) for v in values):
+            bad.append(InputRejected("bad_transform", topic, stamp_ns, f"{where} has non-finite values {values}"))
+        elif abs(math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w) - 1.0) > QUATERNION_NORM_TOL:
+            bad.append(InputRejected("bad_transform", topic, stamp_ns,
+                                     f"{where}: rotation ({q.x}, {q.y}, {q.z}, {q.w}) is not a unit quaternion"))
+        else:
+            good.append(StampedTransform(parent, child, stamp_ns, np.array([t.x, t.y, t.z], dtype=float),
+                                         np.array([q.x, q.y, q.z, q.w], dtype=float)))
+    return good, bad
+
+
+def tf_message(transforms: Iterable[StampedTransform], typestore: Typestore = TYPESTORE) -> Any:
+    """Transforms -> one ``tf2_msgs/TFMessage``."""
+    types = typestore.types
+    items = []
+    for t in transforms:
+        x, y, z = (float(v) for v in t.translation)
+        qx, qy, qz, qw = (float(v) for v in t.rotation)
+        items.append(types["geometry_msgs/msg/TransformStamped"](
+            header=_header(t.stamp_ns, t.parent, typestore), child_frame_id=t.child,
+            transform=types["geometry_msgs/msg/Transform"](
+                translation=types["geometry_msgs/msg/Vector3"](x=x, y=y, z=z),
+                rotation=types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw))))
+    return types[TF_MESSAGE](transforms=items)
 
 
 # ------------------------------------------------------------------------------------ text messages
