@@ -284,3 +284,143 @@ def test_a_reloaded_model_is_told_and_counted_in_the_summary(model: TactileModel
     live.handle(config.topics.model_updated, messages.STRING, messages.string_msg(str(tmp_path / "missing")))
     assert len(lines) == 1  # a refused model goes to the log's error line, not to notify
     assert "1 model reloads (1 refused)" in live.summary()
+
+
+def _set_pose_msg(pose: list[float], variances: list[float] | None, stamp_ns: int = 0) -> Any:
+    cov = np.diag(variances) if variances is not None else np.zeros((3, 3))
+    msg = messages.pose_with_covariance_msg(stamp_ns, pose, np.eye(3), "world")
+    full = np.zeros((6, 6))
+    full[np.ix_([0, 1, 5], [0, 1, 5])] = cov
+    msg.pose.covariance = full.reshape(36)
+    return msg
+
+
+def test_set_pose_starts_a_graph_from_the_given_pose(rect_bag: Path, model: TactileModel) -> None:
+    """~/set_pose (robot_localization's SetPose): the next graph's first pose is the message's, with its sigmas."""
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    set_pose = live_mod.node_topic(live_mod.SET_POSE_IN, "estimator_node")
+    messages_ = list(bags.read_messages(rect_bag, [i.topic for i in live_mod.inputs(config)]))
+    half = len(messages_) // 2
+    for m in messages_[:half]:
+        live.handle(m.topic, m.msgtype, m.msg)
+    before = live.estimator
+    assert before is not None and len(before.steps) > 10
+    seeded = [before.last_estimate.pose[0] + 0.03, before.last_estimate.pose[1] - 0.02, 0.5]
+    assert live.handle(set_pose, messages.POSE_WITH_COVARIANCE_STAMPED, _set_pose_msg(seeded, [1e-10] * 3)) == []
+    assert live.estimator is not before and live.estimator.steps == []
+    out = []
+    for m in messages_[half:]:
+        out += live.handle(m.topic, m.msgtype, m.msg)
+    first = next(msg for topic, _, msg in out if topic == POSE_OUT)
+    p = first.pose.pose
+    assert (p.position.x, p.position.y) == (pytest.approx(seeded[0], abs=2e-4), pytest.approx(seeded[1], abs=2e-4))
+    assert 2 * np.arctan2(p.orientation.z, p.orientation.w) == pytest.approx(0.5, abs=2e-3)
+    assert first.pose.covariance[0] < 1e-6  # the seed's variance, not noise.first_pose's 2.5e-5
+    assert live.all_events()["set_pose"] == 1 and live.all_events()["reset"] == 0
+
+    # a later reset starts from the configuration (the first camera detection), not from the seed
+    live.reset()
+    assert live.estimator._initial_pose is None  # noqa: SLF001 - waiting for the camera, as configured
+
+
+def test_a_bad_set_pose_is_dropped_and_changes_nothing(model: TactileModel) -> None:
+    config = load_estimator_config(None, {"object": {"shape": "disc", "size": [0.04]}})
+    live = LiveEstimator(config, model)
+    graph = live.estimator
+    for bad in (_set_pose_msg([np.nan, 0.0, 0.0], None), _set_pose_msg([0.0, 0.0, 0.0], [1e-4, -1e-4, 1e-4])):
+        live.handle(live_mod.SET_POSE_IN, messages.POSE_WITH_COVARIANCE_STAMPED, bad)
+    assert live.estimator is graph
+    assert live.all_dropped()["bad_set_pose"] == 2 and live.all_events()["set_pose"] == 0
+    values = _values(live.diagnostics(), ": estimator")
+    assert values["dropped.bad_set_pose"] == "2"
+    # an all-zero covariance means the configured first-pose sigmas
+    live.handle(live_mod.SET_POSE_IN, messages.POSE_WITH_COVARIANCE_STAMPED, _set_pose_msg([0.1, 0.2, 0.3], None))
+    assert live.estimator is not graph
+    np.testing.assert_allclose(live.estimator._initial_pose, [0.1, 0.2, 0.3])  # noqa: SLF001
+    np.testing.assert_allclose(live.estimator._initial_sigmas, config.noise.first_pose)  # noqa: SLF001
+
+
+def test_set_pose_before_the_shape_waits_for_it(rect_bag: Path, model: TactileModel) -> None:
+    config = load_estimator_config(None)
+    live = LiveEstimator(config, model)
+    text = live.set_pose(_set_pose_msg([0.1, 0.0, 0.2], [1e-6, 1e-6, 1e-5]))
+    assert "once the object's shape is known" in text and live.estimator is None
+    _feed(live, rect_bag, [config.topics.object_info])
+    np.testing.assert_allclose(live.estimator._initial_pose, [0.1, 0.0, 0.2])  # noqa: SLF001
+    np.testing.assert_allclose(live.estimator._initial_sigmas, [1e-3, 1e-3, np.sqrt(1e-5)])  # noqa: SLF001
+
+
+def test_reset_over_a_topic(model: TactileModel) -> None:
+    """run has no services: ~/reset is also a std_msgs/Empty topic."""
+    config = load_estimator_config(None, {"object": {"shape": "disc", "size": [0.04]}})
+    live = LiveEstimator(config, model, node_name="arm1_estimator")
+    graph = live.estimator
+    assert live.handle("/estimator_node/reset", messages.EMPTY, messages.TYPESTORE.types[messages.EMPTY]()) == []
+    assert live.estimator is graph  # another node's
+    live.handle("/arm1_estimator/reset", messages.EMPTY, messages.TYPESTORE.types[messages.EMPTY]())
+    assert live.estimator is not graph and live.all_events()["reset"] == 1
+    topics = {i.topic: i for i in live_mod.inputs(config)}
+    assert topics[live_mod.RESET_IN].msgtypes == (messages.EMPTY,)
+    assert topics[live_mod.SET_POSE_IN].msgtypes == (messages.POSE_WITH_COVARIANCE_STAMPED,)
+
+
+@pytest.fixture(scope="module")
+def tf_bag(rect_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tactile_estimator.sim.recording import write_run_bag
+
+    path = tmp_path_factory.mktemp("bags") / "rect_tf"
+    write_run_bag(rect_run, path, ee="tf")
+    return path
+
+
+TF_CONFIG = {"ee_source": "tf", "frames": {"sensor": "digit_gel"}}
+
+
+def test_live_from_tf_gives_the_estimates_of_ee_pose(rect_bag: Path, tf_bag: Path, model: TactileModel) -> None:
+    from_pose = LiveEstimator(load_estimator_config(None), model)
+    poses = [msg for topic, _, msg in _feed(from_pose, rect_bag) + from_pose.finish() if topic == POSE_OUT]
+    config = load_estimator_config(None, TF_CONFIG)
+    live = LiveEstimator(config, model)
+    assert {i.topic for i in live_mod.inputs(config)} >= {"/tf", "/tf_static"}
+    assert config.topics.ee_pose not in {i.topic for i in live_mod.inputs(config)}
+    out = _feed(live, tf_bag) + live.finish()
+    tf_poses = [msg for topic, _, msg in out if topic == POSE_OUT]
+    assert len(tf_poses) == len(poses) > 100
+    for a, b in zip(tf_poses, poses, strict=True):
+        assert a.header.stamp == b.header.stamp
+        assert a.pose.pose.position.x == pytest.approx(b.pose.pose.position.x, abs=1e-6)
+    # its own world -> object_estimate, which it hears on /tf over DDS, is not an end-effector input
+    received = live.received["ee_pose"]
+    own = [msg for topic, _, msg in out if topic == TF_OUT][0]
+    assert live.handle("/tf", live_mod.TF_MESSAGE, own) == [] and live.received["ee_pose"] == received
+
+
+@pytest.mark.parametrize("source", ["topic", "tf"])
+def test_a_bag_played_twice_is_told_once(source: str, rect_bag: Path, tf_bag: Path, model: TactileModel,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The second pass goes back in time: one new graph, told in one warning line, not one per message.
+    With /tf the static mounting, sent once at the start of each pass, is kept across the new graph."""
+    config = load_estimator_config(None, TF_CONFIG if source == "tf" else None)
+    bag = tf_bag if source == "tf" else rect_bag
+    live = LiveEstimator(config, model)
+    _feed(live, bag)
+    first = len(live.estimator.steps)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _feed(live, bag)
+    assert live.all_events()["clock_restarted"] == 1
+    assert len(live.estimator.steps) >= first - 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) <= 2, warnings  # the first jumped stamp, then the new graph
+    assert any("the clock went back more than 1 s; new graph started" in w for w in warnings), warnings
+
+
+def test_the_clock_restart_threshold_is_a_parameter(rect_bag: Path, model: TactileModel) -> None:
+    """With clock_restart_s longer than the bag, a second pass is not a restart: its messages are out of order."""
+    live = LiveEstimator(load_estimator_config(None, {"clock_restart_s": 60.0}), model)
+    _feed(live, rect_bag)
+    steps = len(live.estimator.steps)
+    _feed(live, rect_bag)
+    assert live.all_events()["clock_restarted"] == 0 and len(live.estimator.steps) == steps
+    assert live.all_dropped()["out_of_order_stamp"] > 100

@@ -91,9 +91,10 @@ def run_estimator(
                       for o in outputs(config)}
         subscribed = []
         for spec in inputs(config):
+            topic = node_topic(spec.topic, node_name)  # ~/set_pose, ~/reset: the node's private topics
             for msgtype in spec.msgtypes:
-                bus.subscribe(spec.topic, msgtype, input_profile(spec.qos, config))
-            subscribed.append(spec.topic)
+                bus.subscribe(topic, msgtype, input_profile(spec.qos, config))
+            subscribed.append(topic)
 
         def publish(out: list[tuple[str, str, Any]]) -> None:
             for topic, _, msg in out:

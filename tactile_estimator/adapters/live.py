@@ -21,10 +21,21 @@ transports behave the same and this is what the tests exercise:
 - the object's shape comes from ``object.shape``/``object.size`` or, with ``shape: from_bag``,
   from the ``/object_info`` topic (latched). Inputs before a shape is known are dropped as
   ``no_object_info``; a different shape on ``/object_info`` later starts a new graph.
+- the end-effector comes from ``topics.ee_pose`` or, with ``ee_source: tf``, from ``/tf`` and
+  ``/tf_static`` (one transform buffer for the node's life, so the static mounting, sent once,
+  outlives a new graph). The node's own ``world -> object_estimate`` on ``/tf`` is ignored.
+- a new graph starts on ``~/reset`` (std_msgs/Empty, for transports without services: ``run``)
+  or the node's ``~/reset`` service, when a stream's clock goes back (``clock_restart_s``,
+  confirmed by the next message: a bag played again, ``--loop``, a restarted publisher; told once
+  and counted as ``clock_restarted``), and on ``~/set_pose`` (PoseWithCovarianceStamped, as
+  robot_localization's ``set_pose``): that graph's first pose is the message's, with the x, y
+  and yaw standard deviations of its covariance (all zeros: ``noise.first_pose``). A later reset
+  or restart starts from the configuration again (``initial_object_pose`` or the camera).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -37,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.adapters.router import StreamRouter, ee_from_tf, tactile_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
@@ -45,7 +56,7 @@ from tactile_estimator.geometry import quaternion_from_yaw
 from tactile_estimator.io import messages
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.objects import Shape
-from tactile_estimator.records import Estimate
+from tactile_estimator.records import CameraDetection, Estimate
 
 if TYPE_CHECKING:
     from tactile_estimator.learning.watch import ModelWatch
@@ -56,10 +67,12 @@ POSE_OUT = "~/object_pose"
 PATH_OUT = "~/object_path"
 MARKER_OUT = "~/object_marker"
 MODEL_UPDATED = "~/model_updated"  # the trainer node's output: a new model directory (std_msgs/String)
+SET_POSE_IN = "~/set_pose"  # geometry_msgs/PoseWithCovarianceStamped: a new graph from this pose
+RESET_IN = "~/reset"  # std_msgs/Empty: a new graph (the rclpy node also serves ~/reset, std_srvs/Trigger)
 TF_OUT = "/tf"
 DIAGNOSTICS_OUT = "/diagnostics"
 
-TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+TF_MESSAGE = messages.TF_MESSAGE
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 
@@ -72,8 +85,8 @@ class Input:
 
     topic: str
     msgtypes: tuple[str, ...]
-    qos: str  # "sensor" (best effort), "reliable" or "latched" (reliable, transient local)
-    feeds: str  # tactile | ee_pose | camera | object_info | model_updated
+    qos: str  # "sensor" (best effort), "reliable", "latched" (reliable, transient local), "tf" or "tf_static"
+    feeds: str  # tactile | ee_pose | camera | object_info | model_updated | set_pose | reset
 
 
 @dataclass(frozen=True)
@@ -86,13 +99,19 @@ class Output:
 def inputs(config: EstimatorConfig) -> list[Input]:
     t = config.topics
     raw, compressed = tactile_topics(config)
+    if config.ee_source == "tf":
+        ee = [Input(t.tf, (TF_MESSAGE,), "tf", "ee_pose"), Input(t.tf_static, (TF_MESSAGE,), "tf_static", "ee_pose")]
+    else:
+        ee = [Input(t.ee_pose, messages.POSE_TYPES, "reliable", "ee_pose")]
     return [
         Input(raw, (messages.IMAGE,), "sensor", "tactile"),
         Input(compressed, (messages.COMPRESSED_IMAGE,), "sensor", "tactile"),
-        Input(t.ee_pose, messages.POSE_TYPES, "reliable", "ee_pose"),
+        *ee,
         Input(t.camera, messages.POSE_TYPES, "reliable", "camera"),
         Input(t.object_info, (messages.STRING,), "latched", "object_info"),
         Input(t.model_updated, (messages.STRING,), "reliable", "model_updated"),
+        Input(SET_POSE_IN, (messages.POSE_WITH_COVARIANCE_STAMPED,), "reliable", "set_pose"),
+        Input(RESET_IN, (messages.EMPTY,), "reliable", "reset"),
     ]
 
 
@@ -184,7 +203,10 @@ class LiveEstimator:
         self.node_name = node_name
         self._monotonic = monotonic
         self._wall_ns = wall_ns
-        self._inputs = {i.topic: i for i in inputs(config)}
+        # by topic, private ones both as "~/x" (what rclpy's callbacks name) and expanded (what DDS names)
+        self._inputs = {name: i for i in inputs(config) for name in {i.topic, node_topic(i.topic, node_name)}}
+        self._ee_tf = ee_from_tf(config) if config.ee_source == "tf" else None
+        self._seed: CameraDetection | None = None  # a ~/set_pose that came before the object's shape
         self.started = monotonic()
         self.shape: Shape | None = None
         self.estimator: Estimator | None = None
@@ -216,6 +238,8 @@ class LiveEstimator:
         spec = self._inputs.get(topic)
         if spec is None:
             return []
+        if spec.qos == "tf" and all(t.child_frame_id == self.config.frames.object for t in msg.transforms):
+            return []  # our own estimate on /tf, or nothing
         now = self._monotonic()
         self.received[spec.feeds] += 1
         if spec.feeds in SENSORS:
@@ -226,6 +250,12 @@ class LiveEstimator:
             return []
         if spec.feeds == "model_updated":
             self.reload_model(str(msg.data))
+            return []
+        if spec.feeds == "reset":
+            log.info("%s: %s", topic, self.reset())
+            return []
+        if spec.feeds == "set_pose":
+            log.info("%s: %s", topic, self.set_pose(msg, topic))
             return []
         if self.router is None:
             self.drop("no_object_info", f"{topic}: no object shape yet; waiting for {self.config.topics.object_info}"
@@ -239,7 +269,8 @@ class LiveEstimator:
             return []
         if self.estimator is not None and self.estimator.clock_restarted:  # a bag played again, a restarted robot
             self.events["clock_restarted"] += 1
-            log.warning("%s", self.reset())
+            log.warning("%s: the clock went back more than %g s; %s", topic, self.config.clock_restart_s,
+                        self._new_graph())
         return self._publish(estimates)
 
     def drop(self, reason: str, detail: str) -> None:
@@ -278,12 +309,20 @@ class LiveEstimator:
             log.warning("%s changed the object to %s %s: starting a new graph", topic, shape.kind, shape.size)
         self._start(shape)
 
-    def _start(self, shape: Shape) -> None:
+    def _start(self, shape: Shape, seed: CameraDetection | None = None) -> None:
+        """A new graph. ``seed`` (from ``~/set_pose``) gives its first pose and that pose's sigmas."""
         if self.estimator is not None:
             self._carry(self.estimator)
+        seed, self._seed = seed or self._seed, None
+        config = self.config
+        if seed is not None:
+            sigmas = config.noise.first_pose if seed.covariance is None else \
+                [float(v) for v in np.sqrt(np.diag(seed.covariance))]
+            config = dataclasses.replace(config, initial_object_pose=[float(v) for v in seed.pose],
+                                         noise=dataclasses.replace(config.noise, first_pose=sigmas))
         self.shape = shape
-        self.estimator = Estimator(self.config, self.model, ObjectModel.for_shape(shape))
-        self.router = StreamRouter(self.estimator)
+        self.estimator = Estimator(config, self.model, ObjectModel.for_shape(shape))
+        self.router = StreamRouter(self.estimator, self._ee_tf)
         self._last = None
         self._path_steps = 0
 
@@ -295,11 +334,35 @@ class LiveEstimator:
     def reset(self) -> str:
         """Start a new graph (same model and object); counters stay cumulative."""
         self.events["reset"] += 1
+        return self._new_graph()
+
+    def _new_graph(self, seed: CameraDetection | None = None) -> str:
         if self.shape is None:
             return "no graph yet: waiting for the object's shape"
         steps = len(self.estimator.steps) if self.estimator is not None else 0
-        self._start(self.shape)
+        self._start(self.shape, seed)
         return f"new graph started; the previous one had {steps} steps"
+
+    def set_pose(self, msg: Any, topic: str = SET_POSE_IN) -> str:
+        """``~/set_pose``: a new graph whose first pose is the message's (robot_localization's SetPose).
+
+        The message's x, y and yaw variances are the first pose's (their correlations are not kept);
+        an all-zero covariance means ``noise.first_pose``. A bad pose or covariance is dropped as
+        ``bad_set_pose`` and changes nothing. Before the object's shape is known, the pose waits for it.
+        """
+        try:
+            seed = messages.detection_to_record(msg, messages.POSE_WITH_COVARIANCE_STAMPED, topic,
+                                                self.config.max_tilt_rad)
+        except messages.InputRejected as rejected:
+            self.drop("bad_set_pose", str(rejected))
+            return f"pose not set: {rejected}"
+        self.events["set_pose"] += 1
+        x, y, theta = seed.pose
+        told = f"object pose set to ({x:.4f}, {y:.4f}, {math.degrees(theta):.2f} deg)"
+        if self.shape is None:
+            self._seed = seed
+            return f"{told}; the graph starts once the object's shape is known"
+        return f"{told}; {self._new_graph(seed)}"
 
     def reload_model(self, directory: str) -> tuple[bool, str]:
         """Load a new tactile model; the graph is kept. A bad model is reported and the old one kept."""
@@ -326,8 +389,8 @@ class LiveEstimator:
     def finish(self) -> list[Outgoing]:
         """The streams ended: use what the estimator buffered, and publish the final path."""
         out: list[Outgoing] = []
-        if self.estimator is not None:
-            out += self._publish(self.estimator.flush())
+        if self.estimator is not None and self.router is not None:
+            out += self._publish(self.router.flush())
             out += self._path(force=True)
         return out
 

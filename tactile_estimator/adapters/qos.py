@@ -2,8 +2,9 @@
 
 ROS 2's profiles: sensor data (best effort, keep last N) for tactile images, reliable keep last N
 for poses and detections, latched (reliable, transient local, keep last 1) for ``/object_info``
-and the trainer's model announcements, reliable keep last 100 for ``/tf``. Publishers are reliable,
-which best-effort and reliable subscribers both match.
+and the trainer's model announcements, reliable keep last 100 for ``/tf``, and for ``/tf_static``
+reliable transient local keep last 100 (tf2's static listener: every static broadcaster's latched
+message). Publishers are reliable, which best-effort and reliable subscribers both match.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SENSOR_DATA = QosProfile(reliable=False, depth=5)
 RELIABLE = QosProfile(reliable=True, depth=10)
 LATCHED = QosProfile(reliable=True, depth=1, transient_local=True)
 TF = QosProfile(reliable=True, depth=100)
+TF_STATIC = QosProfile(reliable=True, depth=100, transient_local=True)
 
 
 def input_profile(kind: str, config: EstimatorConfig) -> QosProfile:
@@ -36,6 +38,10 @@ def input_profile(kind: str, config: EstimatorConfig) -> QosProfile:
         return QosProfile(reliable=False, depth=config.live.image_queue_depth)
     if kind == "latched":
         return LATCHED
+    if kind == "tf":
+        return TF
+    if kind == "tf_static":
+        return TF_STATIC
     return QosProfile(reliable=True, depth=config.live.pose_queue_depth)
 
 
