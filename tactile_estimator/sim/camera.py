@@ -33,7 +33,7 @@ from tactile_estimator.objects import Shape
 
 TABLE_EXTENT_M = 0.6  # the table's half-width around the origin; beyond it the floor is dark
 TABLE_TEXTURE_PX = 512
-TABLE_GREY, TABLE_TEXTURE_CONTRAST, FLOOR_GREY = 120.0, 12.0, 35.0
+TABLE_GREY, TABLE_TEXTURE_CONTRAST, FLOOR_GREY = 120.0, 6.0, 35.0
 TOP_GREY, SIDE_GREY = 215, 150
 ARM_GREYS = (60, 75, 90)  # sensor body, wrist, forearm
 TAG_CELL_PX = 6  # texture pixels per tag cell: the tag spans 8 cells, 10 with the quiet zone
@@ -46,12 +46,12 @@ class Arm:
     body_x: tuple[float, float] = (-0.035, -0.005)
     body_half_width: float = 0.0165
     body_z: tuple[float, float] = (0.004, 0.07)
-    wrist_x: tuple[float, float] = (-0.065, 0.025)
-    wrist_half_width: float = 0.045
-    wrist_z: tuple[float, float] = (0.07, 0.15)
-    forearm_length: float = 0.3
-    forearm_half_width: float = 0.04
-    forearm_rise_deg: float = 35.0
+    wrist_x: tuple[float, float] = (-0.07, 0.0)
+    wrist_half_width: float = 0.035
+    wrist_z: tuple[float, float] = (0.07, 0.13)
+    forearm_length: float = 0.25
+    forearm_half_width: float = 0.03
+    forearm_rise_deg: float = 30.0
     base_xy: tuple[float, float] = (0.0, -0.6)  # the robot's base, where the forearm heads
 
 
@@ -61,9 +61,9 @@ class CameraOptions:
 
     width: int = 640
     height: int = 480
-    horizontal_fov_deg: float = 60.0
+    horizontal_fov_deg: float = 40.0
     view: str = "overhead"  # overhead | oblique
-    distance_m: float = 0.5  # from the camera to the table's origin
+    distance_m: float = 0.8  # from the camera to the table's origin
     oblique_tilt_deg: float = 35.0  # from the vertical, for the oblique view
     oblique_azimuth_deg: float = 90.0  # where the oblique camera stands, from world +x (90: at +y)
     world_T_camera: np.ndarray | None = None
