@@ -117,7 +117,8 @@ def test_learning_curves_mark_the_kept_epoch_and_show_sigma() -> None:
         assert len(kept) == 1 and list(kept[0].get_xdata()) == [1, 1]
     sigma = fig.axes[3]
     assert sigma.get_ylabel() == "learned σ" and sigma.get_yscale() == "log"
-    curves = {line.get_label(): line.get_ydata() for line in sigma.get_lines() if not line.get_label().startswith("kept")}
+    curves = {line.get_label(): line.get_ydata() for line in sigma.get_lines()
+              if not line.get_label().startswith("kept")}
     np.testing.assert_allclose(curves["tactile_x"], [0.002, 0.0018, 0.0017])
     assert fig.axes[2].get_ylabel() == "training loss" and "epoch 1" in fig._suptitle.get_text()
     plt.close(fig)
