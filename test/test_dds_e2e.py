@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,65 @@ def test_garbage_live_costs_only_the_bad_messages(
             if messages.stamp_to_ns(m.header.stamp) <= stream[-1][0]]
     assert expected > 40
     assert len(live) >= 0.95 * expected, f"{len(live)} live estimates, {expected} without the garbage"
+
+
+def test_a_bag_played_twice_from_tf_then_set_pose_and_reset_over_dds(
+    rect_run: SimulatedRun, env: dict[str, str], domain: int, procs: list[Proc], tmp_path: Path
+) -> None:
+    """The end-effector from /tf and /tf_static over DDS; the bag played twice (two play processes, as
+    `ros2 bag play` run again) starts one new graph, told in one line; then ~/set_pose and ~/reset, which
+    run takes as topics, each start a graph."""
+    from tactile_estimator.sim.recording import write_run_bag
+
+    bag = tmp_path / "rect_tf"
+    write_run_bag(rect_run, bag, ee="tf")
+    config_path = _deep_image_queue(tmp_path)
+    text = config_path.read_text()
+    config_path.write_text(text.replace("    max_pending_s:", "    ee_source: tf\n    max_pending_s:")
+                           .replace("      ee: ee\n", "      ee: ee\n      sensor: digit_gel\n"))
+    config = load_estimator_config(config_path)
+    assert config.ee_source == "tf" and config.frames.sensor == "digit_gel"
+    checker = Checker(domain)
+    try:
+        set_pose = checker.bus.publisher("/estimator_node/set_pose", messages.POSE_WITH_COVARIANCE_STAMPED)
+        reset = checker.bus.publisher("/estimator_node/reset", messages.EMPTY)
+        run = Proc(_run_args(domain, config_path), env, tmp_path / "run.err")
+        procs.append(run)
+        run.wait_for_line("listening on DDS domain", STARTUP_S, checker.pump)
+        for i in range(2):
+            play = Proc(["play", str(bag), "--transport", "dds", "--domain", str(domain), "--rate", "2.0",
+                         "--wait-for", "/digit/image_raw/compressed", "--wait-for", "/tf", "--delay", "0.5"],
+                        env, tmp_path / f"play{i}.err")
+            procs.append(play)
+            play.wait_for_line("play done", STARTUP_S, checker.pump)
+            assert play.popen.wait(10) == 0
+            checker.pump(0.5)
+        deadline = time.monotonic() + 30
+        while not (set_pose.matched and reset.matched):
+            assert time.monotonic() < deadline, "run did not subscribe to ~/set_pose and ~/reset"
+            checker.pump(0.05)
+        seed = messages.pose_with_covariance_msg(0, [0.1, 0.2, 0.3], np.diag([1e-6, 1e-6, 1e-4]), "world")
+        set_pose.publish(seed)
+        reset.publish(messages.TYPESTORE.types[messages.EMPTY]())
+        deadline = time.monotonic() + 30
+        while True:
+            checker.pump(0.2)
+            values = checker.diagnostics_values() if checker.got.get("/diagnostics") else {}
+            if values.get("events.set_pose") == "1" and values.get("events.reset") == "1":
+                break
+            assert time.monotonic() < deadline, f"set_pose and reset were not counted: {values}"
+        assert run.stop(signal.SIGINT) == 0
+        run.wait_for_line("run stopped by SIGINT", 5)
+    finally:
+        checker.bus.close()
+
+    frames = bags.bag_info(bag)["/digit/image_raw/compressed"].count
+    stamps = Counter(messages.stamp_to_ns(m.header.stamp) for m in checker.got[POSE_TOPIC])
+    twice = sum(1 for n in stamps.values() if n >= 2)  # the same frame estimated in both passes
+    assert twice >= 0.9 * frames, f"{twice} of {frames} frames were estimated in both passes; {values}"
+    assert int(values["estimates"]) >= 2 * 0.9 * frames
+    assert values["events.clock_restarted"] == "1"
+    warnings = [line for line in run.log.read_text().splitlines() if line.startswith("WARNING")]
+    restarts = [line for line in warnings if "the clock went back" in line]
+    assert len(restarts) == 1 and "new graph started; the previous one had" in restarts[0], warnings
+    assert len(warnings) <= 5, warnings

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from tactile_estimator.adapters import dds
-from tactile_estimator.adapters.qos import LATCHED, RELIABLE, input_profile, output_profile
+from tactile_estimator.adapters.qos import LATCHED, RELIABLE, TF_STATIC, input_profile, output_profile
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.io import bags, messages
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # torch comes with these: run and the trainer import them, pl
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # longest a loop sleeps: how quickly a signal is noticed
+STATIC_TF_TOPICS = ("/tf_static",)  # latched by every tf2 static broadcaster: play publishes them so too
 
 
 class StopOnSignals:
@@ -145,8 +146,10 @@ def play_bag(
     """Publish a bag's messages live with their original spacing divided by ``rate``.
 
     Topics in ``latched`` are published reliable and transient local (late subscribers get the
-    last message), the rest reliable keep-last-10, which best-effort and reliable subscribers both
-    accept. With ``wait_for``, playing starts once each of those topics has a subscriber.
+    last message), ``/tf_static`` as tf2's static broadcasters publish it (transient local, keep
+    the last 100: tf2's listener and ours ask for transient local), the rest reliable keep-last-10,
+    which best-effort and reliable subscribers both accept. With ``wait_for``, playing starts once
+    each of those topics has a subscriber.
     """
     if not rate > 0:
         raise ValueError(f"--rate {rate} must be positive")
@@ -162,7 +165,8 @@ def play_bag(
     count = 0
     with dds.DdsBus(domain_id, dds_config) as bus, StopOnSignals(bus) as stop:
         publishers = {
-            topic: bus.publisher(topic, msgtype, LATCHED if topic in latched else RELIABLE)
+            topic: bus.publisher(topic, msgtype, LATCHED if topic in latched else
+                                 TF_STATIC if topic in STATIC_TF_TOPICS else RELIABLE)
             for topic, msgtype in topics.items() if msgtype in bus.typestore.types
         }
         _wait_for_subscribers([publishers[t] for t in wait_for], wait_timeout_s, stop.event)
