@@ -95,3 +95,38 @@ def test_train_help_states_the_shipped_trainer_defaults() -> None:
         assert f"the trainer config's {name}, {value})" in text, name
     assert f"the trainer config's learn, {','.join(shipped.learn)})" in text
     assert "/trainer_node/model_updated" in text and "~/model_updated" not in text
+
+
+def _readme_usage() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Command line")
+    return text[start:text.index("## ", start + 3)]
+
+
+@pytest.mark.parametrize("command", ["simulate", "pretrain", "train", "replay", "info", "view", "run", "play"])
+def test_readme_usage_lines_carry_every_flag(command: str) -> None:
+    import argparse
+
+    from tactile_estimator import cli
+
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    usage = [line for line in _readme_usage().splitlines() if line.startswith(("tactile-estimator", "    ["))]
+    lines, current = {}, None
+    for line in usage:
+        if line.startswith("tactile-estimator"):
+            current = line.split()[1]
+        lines[current] = lines.get(current, "") + " " + line
+    for action in sub.choices[command]._actions:
+        flags = [f for f in action.option_strings if f.startswith("--") and f not in ("--help", "--quiet")]
+        if flags:
+            assert any(f"{flag} " in lines[command] + " " or f"{flag}]" in lines[command] or f"{flag}=" in
+                       lines[command] for flag in flags), (command, flags)
+
+
+def test_readme_is_a_users_page() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) < 15_000
+    assert "DESIGN.md" not in text and "~/model_updated" not in text
+    for doc in ("docs/design.md", "docs/cli.md", "docs/results.md", "docs/training.md", "docs/ros2.md"):
+        assert doc in text and (ROOT / doc).is_file()
+    assert text.count("\n| set | objects |") == 1  # one results table
