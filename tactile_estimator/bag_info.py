@@ -95,7 +95,7 @@ def requirements(config: EstimatorConfig) -> dict[str, list[list[str]]]:
     adapters/replay.py and learning/runs.py check them; a test holds the two equal."""
     t = config.topics
     tactile = [t.tactile, t.tactile.rstrip("/") + "/compressed"]
-    ee = [t.tf, t.tf_static] if getattr(config, "ee_source", "topic") == "tf" else [t.ee_pose]
+    ee = [t.tf] if config.ee_source == "tf" else [t.ee_pose]
     replay = [tactile, ee]
     if not config.initial_object_pose:
         replay.append([t.camera])

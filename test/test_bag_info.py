@@ -89,11 +89,11 @@ def test_bag_without_ground_truth_or_camera_says_what_each_command_lacks(
     assert info["object"] == {"shape": "disc", "size": [0.05], "from": "the config's object"}
 
 
-@pytest.mark.parametrize("initial_pose", [[], [0.0, 0.0, 0.0]])
-def test_required_topics_are_the_ones_replay_checks(initial_pose: list[float]) -> None:
+@pytest.mark.parametrize("overrides", [{}, {"initial_object_pose": [0.0, 0.0, 0.0]}, {"ee_source": "tf"}])
+def test_required_topics_are_the_ones_replay_checks(overrides: dict) -> None:
     from tactile_estimator.adapters.replay import required_topics
 
-    config = load_estimator_config(None, {"initial_object_pose": initial_pose})
+    config = load_estimator_config(None, overrides)
     assert bag_info.requirements(config)["replay"] == required_topics(config)
 
 
