@@ -424,3 +424,17 @@ def test_the_clock_restart_threshold_is_a_parameter(rect_bag: Path, model: Tacti
     _feed(live, rect_bag)
     assert live.all_events()["clock_restarted"] == 0 and len(live.estimator.steps) == steps
     assert live.all_dropped()["out_of_order_stamp"] > 100
+
+
+def test_a_nodes_setup_loads_its_config_and_model(tmp_path: Path) -> None:
+    """What the node's start, and the managed node's configure, do with the parameters."""
+    config, model = live_mod.estimator_setup({"config_file": str(ROOT / "config" / "estimator.yaml"),
+                                              "backend": "gn"})
+    assert config.backend == "gn" and isinstance(model, TactileModel)
+    with pytest.raises(ConfigError, match="backend: 'quantum' is unknown"):
+        live_mod.estimator_setup({"backend": "quantum"})
+    from tactile_estimator.networks.tactile import ModelError
+
+    with pytest.raises(ModelError):
+        live_mod.estimator_setup({}, tmp_path / "no_model")
+    assert live_mod.LIFECYCLE_FLAG == "--lifecycle"

@@ -135,3 +135,62 @@ def test_rclpys_sigint_handler_is_back_after_the_trainers_stop_request() -> None
         assert _StopRequest._sigaction(signal.SIGINT)[:8] == rclpys[:8]
     finally:
         rclpy.try_shutdown()
+
+
+def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> None:
+    """estimator_node --lifecycle: nothing before configure; configure loads; activate subscribes and
+    estimates; deactivate stops publishing; a bad parameter fails configure and leaves it unconfigured."""
+    from lifecycle_msgs.msg import State
+
+    from tactile_estimator.adapters.ros_nodes import _lifecycle_node_class
+
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"])
+    try:
+        node = _lifecycle_node_class()()
+        peer = Node("peer")
+        got: list[PoseWithCovarianceStamped] = []
+        peer.create_subscription(PoseWithCovarianceStamped, "/estimator_node/object_pose", got.append, 10)
+        assert not node.live_ready and node.count_subscriptions("/ee_pose") == 0
+        assert node.trigger_configure().value == State.PRIMARY_STATE_INACTIVE and node.live_ready
+        assert node.count_publishers("/estimator_node/object_pose") == 1
+        assert node.count_subscriptions("/ee_pose") == 0  # configured, not yet listening
+        assert node.trigger_activate().value == State.PRIMARY_STATE_ACTIVE
+        assert node.count_subscriptions("/ee_pose") == 1
+
+        publishers = {}
+        info = peer.create_publisher(String, "/object_info", rclpy.qos.QoSProfile(
+            depth=1, durability=rclpy.qos.DurabilityPolicy.TRANSIENT_LOCAL))
+        for message in bags.read_messages(rect_bag, ["/object_info"]):
+            info.publish(String(data=message.msg.data))
+        for message in bags.read_messages(rect_bag, ["/ee_pose", "/object_detection", "/digit/image_raw/compressed"]):
+            if message.topic not in publishers:
+                publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), message.topic, 100)
+                time.sleep(0.2)
+            publishers[message.topic].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
+            rclpy.spin_once(node, timeout_sec=0.0)
+            rclpy.spin_once(peer, timeout_sec=0.0)
+        deadline = time.monotonic() + 10
+        while len(got) < 100 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(peer, timeout_sec=0.01)
+        assert len(got) >= 100
+
+        assert node.trigger_deactivate().value == State.PRIMARY_STATE_INACTIVE
+        assert node.count_subscriptions("/ee_pose") == 0
+        steps, before = len(node.live.estimator.steps), len(got)
+        for message in bags.read_messages(rect_bag, ["/ee_pose"]):
+            publishers["/ee_pose"].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # a second of spinning: nothing may arrive
+            rclpy.spin_once(node, timeout_sec=0.01)
+            rclpy.spin_once(peer, timeout_sec=0.01)
+        assert len(got) == before and len(node.live.estimator.steps) == steps
+        assert node.trigger_cleanup().value == State.PRIMARY_STATE_UNCONFIGURED and not node.live_ready
+        node.destroy_node()
+
+        node = _lifecycle_node_class()()
+        node.set_parameters([rclpy.parameter.Parameter("backend", value="quantum")])
+        assert node.trigger_configure().value == State.PRIMARY_STATE_UNCONFIGURED
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -43,6 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,6 +140,18 @@ def config_from_parameters(values: dict[str, Any]) -> EstimatorConfig:
     ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
     config_file = ours.pop("config_file", "") or None
     return load_estimator_config(config_file, ours)
+
+
+LIFECYCLE_FLAG = "--lifecycle"  # estimator_node's argument for the managed (lifecycle) node
+
+
+def estimator_setup(values: dict[str, Any], default_model: str | Path | None = None) -> tuple[EstimatorConfig,
+                                                                                             TactileModel]:
+    """What a node's start (the plain node) or its configure transition (the managed one) does: the
+    parameters become the config, and the model is loaded (``model``, else ``default_model``, else the
+    shipped one). A bad parameter or model raises ConfigError or ModelError, one line each."""
+    config = config_from_parameters(values)
+    return config, TactileModel.load(config.model or default_model)
 
 
 TRAINER_NODE_PARAMETERS = ("bag_dir", "out_dir", "init", "val_dir", "estimator_config", "config_file")

@@ -12,7 +12,8 @@ type store, publications are serialised by it, exactly as on the DDS transport.
   ``config_file`` (a ``config/estimator.yaml``-format file, read by the same code as the CLI, so
   its empty lists need no ROS parameter type) and, over it, any of its keys as ROS parameters
   (dotted names, e.g. ``backend``, ``model``, ``live.stale_after_s``). An unknown or ill-typed
-  one stops the node with a one-line error naming it.
+  one stops the node with a one-line error naming it. ``estimator_node --lifecycle`` is the same
+  estimator as a managed node (``rclpy.lifecycle``; ``estimator.launch.py lifecycle:=true``).
 - ``trainer_node``: the trainer's watch mode (:class:`~tactile_estimator.learning.watch.ModelWatch`,
   shared with ``tactile-estimator train --watch``). A timer looks at ``bag_dir`` every
   ``watch.poll_s`` seconds; when new bags arrived it trains a round (the executor waits meanwhile:
@@ -41,16 +42,18 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
 from rosidl_runtime_py.utilities import get_message
 from std_srvs.srv import Trigger
 
 from tactile_estimator.adapters import qos
 from tactile_estimator.adapters.live import (
+    LIFECYCLE_FLAG,
     MODEL_UPDATED,
     Input,
     LiveEstimator,
     Output,
-    config_from_parameters,
+    estimator_setup,
     inputs,
     outputs,
     watch_from_parameters,
@@ -61,7 +64,7 @@ from tactile_estimator.io import bags
 from tactile_estimator.io.messages import STRING, TYPESTORE, string_msg
 from tactile_estimator.learning.datasets import DatasetError
 from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
-from tactile_estimator.networks.tactile import ModelError, TactileModel
+from tactile_estimator.networks.tactile import ModelError
 
 TICK_S = 0.05
 
@@ -78,13 +81,7 @@ class EstimatorNode(Node):
     def __init__(self) -> None:
         super().__init__("estimator_node", allow_undeclared_parameters=True,
                          automatically_declare_parameters_from_overrides=True)
-        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
-        self.config = config_from_parameters(params)
-        model = TactileModel.load(self.config.model or installed_model_dir())
-        clock = self.get_clock()
-        self.live = LiveEstimator(self.config, model, wall_ns=lambda: clock.now().nanoseconds,
-                                  node_name=self.get_name())
-        # not _publishers/_subscriptions: those are rclpy Node's own, which destroy_node empties
+        self.config, self.live = self._setup()
         self._topic_publishers = {o.topic: self._publisher(o) for o in outputs(self.config)}
         self._input_subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
                                      for msgtype in spec.msgtypes]
@@ -94,6 +91,14 @@ class EstimatorNode(Node):
 
     def _publisher(self, spec: Output) -> Any:
         return self.create_publisher(get_message(spec.msgtype), spec.topic, _qos(qos.output_profile(spec.qos)))
+
+    def _setup(self) -> tuple[Any, LiveEstimator]:
+        """The parameters -> (config, live estimator with its model); shared with the managed node."""
+        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+        config, model = estimator_setup(params, installed_model_dir())
+        clock = self.get_clock()
+        live = LiveEstimator(config, model, wall_ns=lambda: clock.now().nanoseconds, node_name=self.get_name())
+        return config, live
 
     def _subscribe(self, spec: Input, msgtype: str) -> Any:
         def callback(data: bytes) -> None:
@@ -124,6 +129,92 @@ class EstimatorNode(Node):
         print(f"estimator_node: {self.live.summary()}", flush=True)
 
 
+def _lifecycle_node_class() -> type:
+    """The managed estimator node (rclpy.lifecycle), as nav2 systems drive theirs:
+
+    - configure: reads the parameters and loads the model (a bad one fails the transition with its
+      one-line error, and the node stays unconfigured);
+    - activate: subscribes, serves ``~/reset`` and ticks; the publishers are lifecycle publishers;
+    - deactivate: unsubscribes and stops ticking, so nothing is published; the graph is kept, and
+      the next activate goes on with it (``~/reset`` or ``~/set_pose`` start another);
+    - cleanup: drops the estimator and its publishers; shutdown publishes the final path if active.
+    """
+    from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+
+    class EstimatorLifecycleNode(LifecycleNode):
+        # the plain node's plumbing; not _publishers/_subscriptions, which are rclpy Node's own
+        _setup = EstimatorNode._setup
+        _subscribe = EstimatorNode._subscribe
+        _publish = EstimatorNode._publish
+        _reset = EstimatorNode._reset
+
+        def __init__(self) -> None:
+            super().__init__("estimator_node", allow_undeclared_parameters=True,
+                             automatically_declare_parameters_from_overrides=True)
+            self.live_ready = False
+            self._topic_publishers = {}
+            self._input_subscriptions: list[Any] = []
+            self._tick_timer: Any = None
+            self._reset_server: Any = None
+
+        def on_configure(self, state: State) -> TransitionCallbackReturn:
+            try:
+                self.config, self.live = self._setup()
+            except (ConfigError, ModelError) as error:
+                self.get_logger().error(f"configure failed: {error}")
+                return TransitionCallbackReturn.FAILURE
+            self._topic_publishers = {
+                o.topic: self.create_lifecycle_publisher(get_message(o.msgtype), o.topic,
+                                                         _qos(qos.output_profile(o.qos)))
+                for o in outputs(self.config)}
+            self.live_ready = True
+            self.get_logger().info(f"configured; object {self.config.object.shape}, backend {self.config.backend}")
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_activate(self, state: State) -> TransitionCallbackReturn:
+            self._input_subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
+                                         for msgtype in spec.msgtypes]
+            self._reset_server = self.create_service(Trigger, "~/reset", self._reset)
+            self._tick_timer = self.create_timer(TICK_S, lambda: self._publish(self.live.tick()))
+            self.get_logger().info("estimating")
+            return super().on_activate(state)
+
+        def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+            self._stop_inputs()
+            return super().on_deactivate(state)
+
+        def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+            self._stop_inputs()
+            for publisher in self._topic_publishers.values():
+                self.destroy_publisher(publisher)
+            self._topic_publishers = {}
+            self.live_ready = False
+            return TransitionCallbackReturn.SUCCESS
+
+        def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+            if self.live_ready and self._input_subscriptions:
+                self._publish(self.live.finish())
+            self._stop_inputs()
+            return TransitionCallbackReturn.SUCCESS
+
+        def _stop_inputs(self) -> None:
+            for subscription in self._input_subscriptions:
+                self.destroy_subscription(subscription)
+            self._input_subscriptions = []
+            if self._tick_timer is not None:
+                self.destroy_timer(self._tick_timer)
+                self._tick_timer = None
+            if self._reset_server is not None:
+                self.destroy_service(self._reset_server)
+                self._reset_server = None
+
+        def finish(self) -> None:
+            if self.live_ready:
+                print(f"estimator_node: {self.live.summary()}", flush=True)
+
+    return EstimatorLifecycleNode
+
+
 def _ignore_sigint() -> None:
     """From here on the node is stopping: a further Ctrl-C is ignored (main thread only, as Python requires)."""
     if threading.current_thread() is threading.main_thread():
@@ -144,12 +235,15 @@ def _close(node: Any, last_words: Callable[[Any], None] | None = None) -> None:
 
 
 def estimator_node(args: list[str] | None = None) -> int:
-    """Console script ``estimator_node`` (``ros2 run tactile_estimator estimator_node``)."""
-    rclpy.init(args=args)
+    """Console script ``estimator_node`` (``ros2 run tactile_estimator estimator_node``); with
+    ``--lifecycle`` (before ``--ros-args``) the managed node, which waits for configure and activate."""
+    argv = list(sys.argv if args is None else args)
+    managed = LIFECYCLE_FLAG in remove_ros_args(argv)
+    rclpy.init(args=[a for a in argv if a != LIFECYCLE_FLAG])
     node = None
     code = 0
     try:
-        node = EstimatorNode()
+        node = _lifecycle_node_class()() if managed else EstimatorNode()
         rclpy.spin(node)
     except (ConfigError, ModelError) as error:
         print(f"estimator_node: error: {error}", file=sys.stderr)
@@ -157,7 +251,7 @@ def estimator_node(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        _close(node, EstimatorNode.finish)
+        _close(node, lambda n: n.finish())
     return code
 
 
