@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from tactile_estimator.adapters import dds
 from tactile_estimator.adapters.live import DIAGNOSTIC_ARRAY, TF_MESSAGE, LiveEstimator
@@ -311,9 +312,10 @@ def test_a_bag_played_twice_from_tf_then_set_pose_and_reset_over_dds(
     bag = tmp_path / "rect_tf"
     write_run_bag(rect_run, bag, ee="tf")
     config_path = _deep_image_queue(tmp_path)
-    text = config_path.read_text()
-    config_path.write_text(text.replace("    max_pending_s:", "    ee_source: tf\n    max_pending_s:")
-                           .replace("      ee: ee\n", "      ee: ee\n      sensor: digit_gel\n"))
+    document = yaml.safe_load(config_path.read_text())
+    params = document["estimator_node"]["ros__parameters"]
+    params["ee_source"], params["frames"]["sensor"] = "tf", "digit_gel"
+    config_path.write_text(yaml.safe_dump(document))
     config = load_estimator_config(config_path)
     assert config.ee_source == "tf" and config.frames.sensor == "digit_gel"
     checker = Checker(domain)
