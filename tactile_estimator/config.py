@@ -1,4 +1,4 @@
-"""One configuration schema for the CLI and ``ros2 launch`` (DESIGN.md, "Conventions").
+"""One configuration schema for the CLI and ``ros2 launch`` (docs/design.md, "Conventions").
 
 Files are ROS 2 parameter files: ``<node name>: {ros__parameters: {...}}`` (or ``/**``), with
 nested maps that ROS flattens into dotted parameter names. The same file is read here into
