@@ -1,6 +1,6 @@
 """SE(2) and quaternion helpers, batched over a leading dimension.
 
-Conventions (DESIGN.md): a pose is (x, y, theta) with theta wrapped to (-pi, pi]; the tangent
+Conventions (docs/design.md): a pose is (x, y, theta) with theta wrapped to (-pi, pi]; the tangent
 order is (x, y, theta) and perturbations act on the right, ``T * Exp(delta)``, as in gtsam's
 ``Pose2``. Every function accepts a single pose of shape (3,) or a batch of shape (N, 3).
 """

@@ -1,4 +1,4 @@
-"""The plain records passed between layers (DESIGN.md, "Layers").
+"""The plain records passed between layers (docs/design.md, "Layers").
 
 Adapters turn ROS messages into these; nothing below the adapters sees a ROS type. Stamps are
 integer nanoseconds; poses are planar (x, y, theta) in the ``world`` frame.

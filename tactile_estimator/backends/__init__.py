@@ -1,4 +1,4 @@
-"""Solvers behind one small interface (DESIGN.md): add, estimate, marginals, sample."""
+"""Solvers behind one small interface (docs/design.md, "Two solver backends"): add, estimate, marginals, sample."""
 
 from __future__ import annotations
 

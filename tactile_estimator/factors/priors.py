@@ -1,6 +1,6 @@
 """Unary priors: end-effector kinematics, camera detections and the first object pose.
 
-Residual ``Log(p̂⁻¹ x)`` (DESIGN.md), the same as gtsam's PriorFactorPose2.
+Residual ``Log(p̂⁻¹ x)`` (docs/design.md, "The factors"), the same as gtsam's PriorFactorPose2.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Quasi-static pushing with an ellipsoidal limit surface (Lynch 1992; Zhou et al. 2017; DESIGN.md).
+"""Quasi-static pushing with an ellipsoidal limit surface (Lynch 1992; Zhou et al. 2017; docs/design.md).
 
 Over keys (o_{k-1}, o_k, e_{k-1}, e_k): V = Log(o_{k-1}⁻¹ o_k) is the object's motion in its own
 frame, p the contact point in that frame and V_p the pusher's motion there. For a sticking
