@@ -99,7 +99,7 @@ def requirements(config: EstimatorConfig) -> dict[str, list[list[str]]]:
     replay = [tactile, ee]
     if not config.initial_object_pose:
         replay.append([t.camera])
-    return {"replay": replay, "train": [tactile, [t.ee_pose], [t.ground_truth]]}
+    return {"replay": replay, "train": [tactile, ee, [t.ground_truth]]}
 
 
 def _object(path: Path, config: EstimatorConfig) -> tuple[Shape | None, str]:

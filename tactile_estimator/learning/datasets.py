@@ -2,7 +2,10 @@
 
 Each bag becomes a ``Trajectory``: per tactile frame, the image's network input, the end-effector
 pose (interpolated from the pose stream, as the estimator does), the ground-truth object pose
-and contact as the estimator reads it from the image. Pairs (i, j) within a contact episode at the
+and contact as the estimator reads it from the image. The end-effector comes from where the
+estimator's config says (``ee_source``): ``topics.ee_pose``, or ``/tf`` and ``/tf_static`` through
+the estimator's own transform buffer (adapters.router.ee_from_tf), so training sees the poses
+replay and the live node see. Pairs (i, j) within a contact episode at the
 estimator's tactile offsets are the supervised examples; their target is s_i⁻¹ s_j.
 """
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tactile_estimator.adapters.router import ee_from_tf, ee_topics, tactile_topics
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors.tactile import relative_sensor_motion
@@ -59,12 +63,19 @@ def expand_bag_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+def training_topics(config: EstimatorConfig) -> list[list[str]]:
+    """The topic groups a training bag needs (one topic of each with messages): tactile frames, the
+    end-effector (``topics.ee_pose``, or ``/tf`` with ``ee_source: tf``, as replay asks) and ground truth."""
+    t = config.topics
+    return [tactile_topics(config), [t.tf] if config.ee_source == "tf" else [t.ee_pose], [t.ground_truth]]
+
+
 def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: Architecture) -> Trajectory:
     bag = bags.resolve_bag(bag)
     topics = config.topics
-    tactile = [topics.tactile, topics.tactile.rstrip("/") + "/compressed"]
+    tactile = tactile_topics(config)
     try:
-        bags.require_topics(bag, [tactile, [topics.ee_pose], [topics.ground_truth]])
+        bags.require_topics(bag, training_topics(config))
     except bags.MissingTopicsError as error:
         raise DatasetError(f"training needs ground truth: {error}") from None
     # The simulator also records the end-effector's true pose; where a bag has it, the targets use it,
@@ -72,12 +83,18 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
     frames, ee, ee_truth, truth = [], [], [], []
     shape = None
     hw = (arch.image_height, arch.image_width)
-    wanted = [*tactile, topics.ee_pose, EE_TRUTH_TOPIC, topics.ground_truth, topics.object_info]
+    from_tf = ee_from_tf(config) if config.ee_source == "tf" else None
+    wanted = [*tactile, *ee_topics(config), EE_TRUTH_TOPIC, topics.ground_truth, topics.object_info]
     for message in bags.read_messages(bag, wanted):
         try:
             if message.topic in tactile:
                 frames.append(messages.image_to_frame(message.msg, message.msgtype, message.topic, hw))
-            elif message.topic == topics.ee_pose:
+            elif from_tf is not None and message.topic in (topics.tf, topics.tf_static):
+                if message.msgtype == messages.TF_MESSAGE:  # bad transforms and look-ups are left out, as below
+                    for transform in messages.tf_transforms(message.msg, message.topic)[0]:
+                        from_tf.add(transform, static=message.topic == topics.tf_static)
+                    ee.extend(from_tf.samples()[0])
+            elif message.topic == topics.ee_pose and from_tf is None:
                 s = messages.pose_to_sample(message.msg, message.msgtype, message.topic, config.max_tilt_rad)
                 ee.append((s.stamp_ns, s.pose))
             elif message.topic == EE_TRUTH_TOPIC:
@@ -90,6 +107,8 @@ def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: 
                 shape = Shape.from_info(messages.object_info_from_text(message.msg.data, message.topic))
         except messages.InputRejected:
             continue  # training uses what is clean; the estimator's replay reports what is not
+    if from_tf is not None:
+        ee.extend(from_tf.samples(final=True)[0])  # the bag ended: nothing more will come for the stamps waiting
     if not frames or len(ee) < 2 or len(truth) < 2:
         raise DatasetError(f"bag {bag}: too few usable tactile frames, end-effector poses or ground-truth poses")
     frames.sort(key=lambda f: f.stamp_ns)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tactile_estimator.adapters.replay import object_shape
-from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.adapters.router import StreamRouter
 from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
@@ -32,10 +32,11 @@ from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
-from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError
+from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, training_topics
 from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
+from tactile_estimator.progress import progress
 
 SIGMA_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
 # Families whose factors start from σ of their own kinds (a rectangle's corner readings, model.weights
@@ -78,14 +79,15 @@ class RunGraph:
 
 
 def require_training_topics(bag: str | os.PathLike[str], config: EstimatorConfig) -> None:
-    """A bag the trainer can use has tactile frames, end-effector poses and ground truth.
+    """A bag the trainer can use has tactile frames, end-effector poses (``topics.ee_pose``, or ``/tf``
+    with ``ee_source: tf``) and ground truth: datasets.training_topics.
 
     Raises DatasetError naming the ground-truth topic when a topic is missing, and BagError when
     the bag cannot be read.
     """
     topics = config.topics
     try:
-        bags.require_topics(bag, [tactile_topics(config), [topics.ee_pose], [topics.ground_truth]])
+        bags.require_topics(bag, training_topics(config))
     except bags.MissingTopicsError as error:
         raise DatasetError(f"training needs ground truth on {topics.ground_truth}: {error}") from None
 
@@ -408,11 +410,12 @@ def pooled_rmse(runs: Sequence[RunGraph], solutions: Sequence[Solution]) -> tupl
 
 
 def load_runs(paths: Sequence[str | os.PathLike[str] | Path], config: EstimatorConfig,
-              model: TactileModel, ee_truth: str = "measured") -> list[RunGraph]:
-    """Every bag's RunGraph. A bag that cannot be used raises its DatasetError or BagError with the
-    attribute ``bag`` (its path as given), so a caller drops exactly that bag."""
+              model: TactileModel, ee_truth: str = "measured", what: str = "building graphs") -> list[RunGraph]:
+    """Every bag's RunGraph, with a progress bar named ``what`` on a terminal. A bag that cannot be used
+    raises its DatasetError or BagError with the attribute ``bag`` (its path as given), so a caller drops
+    exactly that bag."""
     runs = []
-    for path in paths:
+    for path in progress(paths, what, unit="bag"):
         try:
             runs.append(build_run(path, config, model, ee_truth))
         except (DatasetError, bags.BagError) as error:
