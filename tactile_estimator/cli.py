@@ -42,7 +42,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from tactile_estimator.objects import DEFAULT_SIZES, Shape
     from tactile_estimator.sim.pushing import SensorNoise, simulate_run
-    from tactile_estimator.sim.recording import write_run_bag
+    from tactile_estimator.sim.recording import camera_renderer, write_run_bag
 
     kinds = [k.strip() for k in args.object.split(",") if k.strip()]
     for kind in kinds:
@@ -62,7 +62,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         result = simulate_run(Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed, noise=noise,
                               camera_rate_hz=args.camera_rate, camera_first_only=args.camera_first_only)
         path = out / f"run_{seed:04d}_{kind}"
-        write_run_bag(result, path, storage=args.storage, ee=args.ee)
+        renderer = None if args.no_camera_images else camera_renderer(result)
+        write_run_bag(result, path, storage=args.storage, ee=args.ee, camera=renderer,
+                      detections=not args.no_detections)
         contact = sum(result.in_contact) / max(len(result.in_contact), 1)
         say(f"{path}  {kind}  {args.steps} steps  contact {contact:.0%}  "
             f"camera detections {len(result.camera)}")
@@ -363,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the end-effector as /ee_pose, as /tf + /tf_static (world -> ee -> digit_gel, as "
                           "robot_state_publisher writes an arm; replay with ee_source: tf, frames.sensor: digit_gel), "
                           "or both")
+    sim.add_argument("--no-camera-images", action="store_true",
+                     help="no camera images: leave out /camera/image_raw/compressed (15 Hz PNG of the object's "
+                          "AprilTag), /camera/camera_info and the camera on /tf_static")
+    sim.add_argument("--no-detections", action="store_true",
+                     help="no detection topic (/object_detection): the camera prior then comes from the images")
     sim.set_defaults(func=cmd_simulate)
 
     pre = sub.add_parser("pretrain", help="train the tactile network from bags with ground truth")

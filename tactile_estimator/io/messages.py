@@ -37,7 +37,10 @@ PATH = "nav_msgs/msg/Path"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 EMPTY = "std_msgs/msg/Empty"
 
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+CAMERA_ENCODINGS = ("mono8", "rgb8", "bgr8")
+CAMERA_PNG_FORMAT = "mono8; png compressed"
 POSE_TYPES = (POSE_STAMPED, POSE_WITH_COVARIANCE_STAMPED)
 
 RAW_ENCODINGS = ("rgb8", "bgr8")
@@ -62,6 +65,11 @@ REASONS = (
     "bad_object_info",
     "bad_transform",
     "unsupported_type",
+    "camera_bad_image",  # a camera image of an encoding other than mono8/rgb8/bgr8, or data that is not one
+    "camera_size_mismatch",  # a camera image whose size is not its CameraInfo's
+    "camera_no_info",  # a camera image before any CameraInfo
+    "camera_bad_info",  # a CameraInfo the detector cannot use (NaN, fx <= 0, a distortion model it lacks)
+    "camera_no_extrinsics",  # no world -> camera transform for the image (not on /tf_static, none configured)
 )
 """Every ``InputRejected.reason``, so that counters can be created up front."""
 
@@ -333,6 +341,114 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
     return image
+
+
+# ------------------------------------------------------------------------------------------- camera
+
+
+def camera_image(msg: Any, msgtype: str, topic: str) -> tuple[int, str, np.ndarray]:
+    """A camera ``Image`` (mono8, rgb8, bgr8) or ``CompressedImage`` (png, jpeg) -> (stamp, frame_id, grey).
+
+    The grey image is (H, W) uint8, copied. A size over :data:`MAX_IMAGE_SIDE` is refused before
+    decoding; the size is held to the CameraInfo's by the caller. Bad input raises InputRejected
+    (``camera_bad_image``).
+    """
+    stamp_ns = stamp_to_ns(msg.header.stamp)
+
+    def bad(detail: str) -> InputRejected:
+        return InputRejected("camera_bad_image", topic, stamp_ns, detail)
+
+    if msgtype == IMAGE:
+        encoding = str(msg.encoding).lower()
+        if encoding not in CAMERA_ENCODINGS:
+            raise bad(f"encoding {quote(msg.encoding)} is not one of {', '.join(CAMERA_ENCODINGS)}")
+        height, width, step = int(msg.height), int(msg.width), int(msg.step)
+        channels = 1 if encoding == "mono8" else 3
+        if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
+            raise bad(f"image is {height}x{width} (height x width); the limit is {MAX_IMAGE_SIDE} a side")
+        data = np.asarray(msg.data, dtype=np.uint8).reshape(-1)
+        if step < channels * width or data.size != step * height:
+            raise bad(f"{data.size} bytes with step {step} do not make a {height}x{width} {encoding} image")
+        pixels = data.reshape(height, step)[:, : channels * width]
+        if channels == 1:
+            return stamp_ns, msg.header.frame_id, np.array(pixels, dtype=np.uint8, order="C", copy=True)
+        code = cv2.COLOR_RGB2GRAY if encoding == "rgb8" else cv2.COLOR_BGR2GRAY
+        return stamp_ns, msg.header.frame_id, cv2.cvtColor(np.ascontiguousarray(pixels.reshape(height, width, 3)),
+                                                           code)
+    if msgtype != COMPRESSED_IMAGE:
+        raise InputRejected("unsupported_type", topic, stamp_ns,
+                            f"message type {msgtype} is not one of {', '.join(IMAGE_TYPES)}")
+    fmt = str(msg.format).lower()
+    if (fmt and not any(name in fmt for name in ("jpeg", "jpg", "png"))) or "compresseddepth" in fmt:
+        raise bad(f"compressed format {quote(msg.format)} is not jpeg or png")
+    data = np.ascontiguousarray(msg.data, dtype=np.uint8).reshape(-1)
+    try:
+        kind, height, width = compressed_image_size(memoryview(data))
+    except ValueError as error:
+        raise bad(f"{data.size} bytes of {quote(msg.format)} data have no image header: {error}") from None
+    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
+        raise bad(f"{kind} header says {height}x{width}, over the limit of {MAX_IMAGE_SIDE} a side; not decoded")
+    problem = _png_chunk_problem(memoryview(data)) if kind == "png" else None
+    if problem is not None:
+        raise bad(f"{data.size} bytes of PNG data: {problem}; not decoded")
+    grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if grey is None or grey.ndim != 2:
+        raise bad(f"{data.size} bytes of {quote(msg.format)} data do not decode to an image")
+    return stamp_ns, msg.header.frame_id, np.ascontiguousarray(grey)
+
+
+def camera_info_record(msg: Any, topic: str) -> tuple[str, Any]:
+    """A ``sensor_msgs/CameraInfo`` -> (frame_id, :class:`~tactile_estimator.camera.CameraInfo`).
+
+    Only plumb_bob, rational_polynomial or no distortion (an empty model and D) are read; another
+    model, or K or D the detector cannot use, raises InputRejected (``camera_bad_info``).
+    """
+    from tactile_estimator.camera.model import CameraInfo
+
+    stamp_ns = _stamp_or_none(msg)
+    model = str(msg.distortion_model).strip().lower()
+    D = np.asarray(msg.d, dtype=float).reshape(-1)
+    if model not in ("", "plumb_bob", "rational_polynomial") or (model == "" and D.size):
+        raise InputRejected("camera_bad_info", topic, stamp_ns,
+                            f"distortion model {quote(msg.distortion_model)} is not plumb_bob or rational_polynomial")
+    info = CameraInfo(int(msg.width), int(msg.height), np.asarray(msg.k, dtype=float).reshape(3, 3), D)
+    problem = info.problem()
+    if problem:
+        raise InputRejected("camera_bad_info", topic, stamp_ns, problem)
+    return msg.header.frame_id.lstrip("/"), info
+
+
+def camera_info_msg(stamp_ns: int, info: Any, frame_id: str, typestore: Typestore = TYPESTORE) -> Any:
+    """A plumb_bob ``CameraInfo`` with P = [K | 0] and R = I, as a monocular camera's calibration has."""
+    K = np.asarray(info.K, dtype=float).reshape(3, 3)
+    D = np.zeros(5) if np.asarray(info.D).size == 0 else np.asarray(info.D, dtype=float).reshape(-1)
+    P = np.hstack([K, np.zeros((3, 1))])
+    types = typestore.types
+    roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types[CAMERA_INFO](
+        header=_header(stamp_ns, frame_id, typestore), height=int(info.height), width=int(info.width),
+        distortion_model="plumb_bob", d=D, k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1),
+        binning_x=0, binning_y=0, roi=roi)
+
+
+def mono8_image_msg(stamp_ns: int, image: np.ndarray, frame_id: str, png: bool = True,
+                    typestore: Typestore = TYPESTORE) -> tuple[str, Any]:
+    """(msgtype, message) of a grey uint8 (H, W) image: a PNG ``CompressedImage`` (lossless, so the
+    corners are where they were rendered), or a raw mono8 ``Image``."""
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (H, W) image, got {image.dtype} {image.shape}")
+    header = _header(stamp_ns, frame_id, typestore)
+    if png:
+        ok, encoded = cv2.imencode(".png", image, [int(cv2.IMWRITE_PNG_COMPRESSION), 6])
+        if not ok:
+            raise ValueError(f"PNG encoding of a {image.shape} image failed")
+        return COMPRESSED_IMAGE, typestore.types[COMPRESSED_IMAGE](
+            header=header, format=CAMERA_PNG_FORMAT, data=np.asarray(encoded, dtype=np.uint8).reshape(-1))
+    height, width = image.shape
+    return IMAGE, typestore.types[IMAGE](header=header, height=height, width=width, encoding="mono8",
+                                         is_bigendian=0, step=width,
+                                         data=np.ascontiguousarray(image).reshape(-1))
 
 
 # -------------------------------------------------------------------------------------------- poses
