@@ -62,6 +62,8 @@ from tactile_estimator.io import atomic
 from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.datasets import DatasetError
 from tactile_estimator.networks.tactile import DESCRIPTION, WEIGHTS, FactorWeights, TactileModel
+from tactile_estimator.plotting import learning_curves_png
+from tactile_estimator.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +221,8 @@ class Trainer:
         self.train_paths, self.val_paths = list(train_paths), list(val_paths)
         started = time.perf_counter()
         self.runs = R.load_runs(self.train_paths, estimator_config, self.model, config.ee_truth)
-        self.val_runs = (R.load_runs(self.val_paths, estimator_config, self.model, config.ee_truth)
-                         if self.val_paths else self.runs)
+        self.val_runs = (R.load_runs(self.val_paths, estimator_config, self.model, config.ee_truth,
+                                     "building validation graphs") if self.val_paths else self.runs)
         self.load_s = time.perf_counter() - started
         self.start = {name: p.detach().clone() for name, p in self.theta.named_parameters() if p.requires_grad}
         self.history: list[dict[str, Any]] = []
@@ -340,8 +342,9 @@ class Trainer:
             self._record(0, float("nan"), time.perf_counter())
             if self.world.main:
                 self._write_epoch(optimiser, schedule)
+        epochs = range(epoch, self.config.epochs)
         with _StopRequest() as stop:
-            while epoch < self.config.epochs:
+            for epoch in progress_bar(epochs, "train", unit="epoch") if self.world.main else epochs:
                 started = time.perf_counter()
                 order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.runs))
                 while update < updates:
@@ -350,14 +353,14 @@ class Trainer:
                     update += 1
                     if update < updates and self.world.any(stop.requested):
                         self._interrupted(optimiser, schedule, epoch, update, updates)
-                epoch, update = epoch + 1, 0
-                self._record(epoch, float(np.mean(self._losses)), started)
+                done, update = epoch + 1, 0
+                self._record(done, float(np.mean(self._losses)), started)
                 self._losses = []
                 if self.world.main:
                     self._write_epoch(optimiser, schedule)
                 self.world.barrier()
-                if epoch < self.config.epochs and self.world.any(stop.requested):
-                    self._interrupted(None, None, epoch, 0, updates)
+                if done < self.config.epochs and self.world.any(stop.requested):
+                    self._interrupted(None, None, done, 0, updates)
         return TrainResult(self.out_dir, self.history, self.solver_calls, self.wall_s, self.config.keep,
                            main=self.world.main, extra={"timing": dict(self.timing), "load_s": self.load_s})
 
@@ -550,32 +553,15 @@ def write_log(trainer: Trainer) -> None:
     writer.writeheader()
     writer.writerows(trainer.history)
     atomic.atomic_write_text(out / LOG_CSV, text.getvalue())
-    _plot_curves(trainer.history, out / CURVES, trainer.config.method)
+    method = trainer.config.method
+    kept = kept_epoch(trainer.history, method, trainer.config.keep)
+    atomic.atomic_write_bytes(out / CURVES, learning_curves_png(trainer.history, method, kept))
 
 
-def _plot_curves(history: list[dict[str, Any]], path: Path, method: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-    axes[0].plot(epochs, [row.get("val_rmse_translation_m", float("nan")) * 1e3 for row in history], "o-")
-    axes[0].set_ylabel("validation RMSE translation (mm)")
-    axes[1].plot(epochs, [math.degrees(row.get("val_rmse_rotation_rad", float("nan"))) for row in history], "o-")
-    axes[1].set_ylabel("validation RMSE rotation (deg)")
-    axes[2].plot(epochs, [row["loss"] for row in history], "o-")
-    axes[2].set_ylabel("training loss")
-    for ax in axes:
-        ax.set_xlabel("epoch" if method != "blackbox" else "generation")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"training ({method})")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic.atomic_write_bytes(path, buffer.getvalue())
+def kept_epoch(history: list[dict[str, Any]], method: str, keep: str) -> int:
+    """The epoch (blackbox: generation) of the model in the output directory: ``keep``'s row; for
+    blackbox, which writes the best point found so far every generation, the first row with that score."""
+    return int(kept_row(history, "best" if method == "blackbox" else keep)["epoch"])
 
 
 def previous_run(out_dir: Path) -> Path | None:

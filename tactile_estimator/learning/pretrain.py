@@ -43,6 +43,7 @@ from tactile_estimator.factors.tactile_normal import at_corner, contact_normal_d
 from tactile_estimator.learning.datasets import DatasetError, Trajectory, load_trajectory, tactile_pairs
 from tactile_estimator.metrics import axis_correlation
 from tactile_estimator.networks.tactile import Architecture, FactorWeights, TactileModel, TactileNet
+from tactile_estimator.progress import progress
 
 log = logging.getLogger(__name__)
 # Lag-one correlation above this is treated as this: the inflation stops at about ×14.
@@ -252,7 +253,7 @@ def pretrain(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs * steps_per_epoch)
     scale = net.output_scale
     history = []
-    for epoch in range(epochs):
+    for epoch in progress(range(epochs), "pretrain", unit="epoch"):  # a bar only: no RNG drawn, nothing reordered
         net.train()
         order = torch.from_numpy(rng.permutation(len(train_pairs)))
         total = 0.0
