@@ -123,6 +123,8 @@ class TopicsConfig:
     model_updated: str = "/trainer_node/model_updated"  # std_msgs/String: path of a new model to load
     tf: str = "/tf"  # with ee_source: tf, the end-effector is looked up on these (tf2_msgs/TFMessage)
     tf_static: str = "/tf_static"
+    camera_image: str = "/camera/image_raw"  # sensor_msgs/Image, or CompressedImage on <topic>/compressed
+    camera_info: str = "/camera/camera_info"  # sensor_msgs/CameraInfo of camera_image
 
 
 @dataclass
@@ -198,6 +200,35 @@ class LiveConfig:
     pose_queue_depth: int = 100  # reliable QoS history for poses: 1 s at 100 Hz, so a slow update loses none
 
 
+CAMERA_SOURCES = ("auto", "image", "detection", "tf")
+
+
+@dataclass
+class CameraConfig:
+    """Where the camera prior comes from, and the AprilTag the object carries (docs/camera.md).
+
+    ``source``: ``detection`` (a tracker's poses on ``topics.camera``), ``image`` (the built-in
+    AprilTag detector on ``topics.camera_image`` with ``topics.camera_info``), ``tf`` (an
+    apriltag_ros-style tag frame on ``/tf``) or ``auto``: replay takes the detection topic if the bag
+    has it, else the images; live reads both until a detection arrives, then the detections alone.
+    """
+
+    source: str = "auto"
+    tag_id: int = 0
+    tag_size_m: float = 0.04  # the tag's black square
+    object_T_tag: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.03, 0.0, 0.0, 0.0, 1.0])  # x y z qx qy qz qw
+    frame: str = ""  # the camera's optical frame; empty: the CameraInfo's (or the image's) frame_id
+    world_T_camera: list[float] = field(default_factory=list)  # x y z qx qy qz qw; empty: from /tf_static
+    tag_frame: str = ""  # source tf: the tag's frame; empty: tag36h11:<tag_id>, as apriltag_ros names it
+    floor_translation_m: float = 0.0005  # the detector's covariance floor: extrinsics and mount calibration
+    floor_rotation_rad: float = 0.005236  # 0.3 degrees
+    min_side_px: float = 12.0  # smaller tags are rejected
+    max_reprojection_px: float = 3.0
+    tf_sigmas: list[float] = field(default_factory=list)  # source tf: x, y, yaw sigmas; empty: noise.camera
+    rate_hz: float = 0.0  # live: at most this many frames a second are detected; 0: all it keeps up with
+    threaded: bool = True  # live: detect on a thread of its own, off the tactile update
+
+
 BACKENDS = ("isam2", "gn")
 EE_SOURCES = ("topic", "tf")
 
@@ -230,6 +261,7 @@ class EstimatorConfig:
     isam2: Isam2Config = field(default_factory=Isam2Config)
     gauss_newton: GaussNewtonConfig = field(default_factory=GaussNewtonConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
     def validate(self) -> EstimatorConfig:
         if self.backend not in BACKENDS:
@@ -275,7 +307,34 @@ class EstimatorConfig:
         self._check_ranges()
         self._check_object()
         self._check_device()
+        self._check_camera()
         return self
+
+    def _check_camera(self) -> None:
+        camera = self.camera
+        if camera.source not in CAMERA_SOURCES:
+            raise ConfigError(f"camera.source: {quote(camera.source)} is unknown; expected one of "
+                              f"{', '.join(CAMERA_SOURCES)}")
+        _check_ranges({
+            "camera.tag_id": (camera.tag_id, 0, 586, True),
+            "camera.tag_size_m": (camera.tag_size_m, 0.0, 10.0, False),
+            "camera.floor_translation_m": (camera.floor_translation_m, 0.0, 1.0, True),
+            "camera.floor_rotation_rad": (camera.floor_rotation_rad, 0.0, math.pi, True),
+            "camera.min_side_px": (camera.min_side_px, 0.0, 4096.0, True),
+            "camera.max_reprojection_px": (camera.max_reprojection_px, 0.0, 4096.0, False),
+            "camera.rate_hz": (camera.rate_hz, 0.0, 10_000.0, True),
+        })
+        for key in ("object_T_tag", "world_T_camera"):
+            values = getattr(camera, key)
+            if key == "world_T_camera" and not values:
+                continue
+            norm = math.sqrt(sum(v * v for v in values[3:])) if len(values) == 7 else 0.0
+            if len(values) != 7 or not all(math.isfinite(v) for v in values) or abs(norm - 1.0) > 1e-3:
+                raise ConfigError(f"camera.{key}: {quote(values)} must be [x, y, z, qx, qy, qz, qw] with a unit "
+                                  "quaternion" + ("" if key == "object_T_tag" else ", or empty (from /tf_static)"))
+        sigmas = camera.tf_sigmas
+        if sigmas and (len(sigmas) != 3 or any(not (s > 0 and math.isfinite(s)) for s in sigmas)):
+            raise ConfigError(f"camera.tf_sigmas: {quote(sigmas)} must be three positive standard deviations or empty")
 
     def _check_ranges(self) -> None:
         """Numbers that would otherwise crash a solver or silently disable every input."""

@@ -118,6 +118,7 @@ def run_estimator(
                 live.note_publisher(key, topic, msgtype)
             publish(live.tick())
         publish(live.finish())
+        live.close()
         for publisher in publishers.values():
             publisher.wait_for_acks(0.5)
     return RunResult(live, stop.signal, time.monotonic() - started)

@@ -31,6 +31,11 @@ transports behave the same and this is what the tests exercise:
   robot_localization's ``set_pose``): that graph's first pose is the message's, with the x, y
   and yaw standard deviations of its covariance (all zeros: ``noise.first_pose``). A later reset
   or restart starts from the configuration again (``initial_object_pose`` or the camera).
+- the camera prior follows ``camera.source`` (router.py, docs/camera.md). Camera images are
+  detected off the tactile path: with ``camera.threaded`` on a thread of their own
+  (camera.stream.DetectionWorker: the newest image waits, an older one waiting is skipped and
+  counted as ``camera_busy_skipped``), their detections applied on the next message or tick; at
+  most ``camera.rate_hz`` frames a second where that is set.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tactile_estimator.adapters.router import StreamRouter, ee_from_tf, tactile_topics
+from tactile_estimator.adapters.router import StreamRouter, camera_input, ee_from_tf, tactile_topics
+from tactile_estimator.camera.stream import DetectionWorker, Job, image_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
@@ -87,7 +93,7 @@ class Input:
     topic: str
     msgtypes: tuple[str, ...]
     qos: str  # "sensor" (best effort), "reliable", "latched" (reliable, transient local), "tf" or "tf_static"
-    feeds: str  # tactile | ee_pose | camera | object_info | model_updated | set_pose | reset
+    feeds: str  # tactile | ee_pose | camera | camera_info | camera_tf | object_info | model_updated | set_pose | reset
 
 
 @dataclass(frozen=True)
@@ -104,11 +110,22 @@ def inputs(config: EstimatorConfig) -> list[Input]:
         ee = [Input(t.tf, (TF_MESSAGE,), "tf", "ee_pose"), Input(t.tf_static, (TF_MESSAGE,), "tf_static", "ee_pose")]
     else:
         ee = [Input(t.ee_pose, messages.POSE_TYPES, "reliable", "ee_pose")]
+    source = config.camera.source
+    camera = [Input(t.camera, messages.POSE_TYPES, "reliable", "camera")] if source in ("detection", "auto") else []
+    if source in ("image", "auto"):
+        image, image_compressed = image_topics(config)
+        camera += [Input(image, (messages.IMAGE,), "sensor", "camera"),
+                   Input(image_compressed, (messages.COMPRESSED_IMAGE,), "sensor", "camera"),
+                   Input(t.camera_info, (messages.CAMERA_INFO,), "sensor", "camera_info")]
+    needs_tf = source == "tf" or (source in ("image", "auto") and not config.camera.world_T_camera)
+    if needs_tf and config.ee_source != "tf":
+        feeds = "camera" if source == "tf" else "camera_tf"
+        camera += [Input(t.tf, (TF_MESSAGE,), "tf", feeds), Input(t.tf_static, (TF_MESSAGE,), "tf_static", "camera_tf")]
     return [
         Input(raw, (messages.IMAGE,), "sensor", "tactile"),
         Input(compressed, (messages.COMPRESSED_IMAGE,), "sensor", "tactile"),
         *ee,
-        Input(t.camera, messages.POSE_TYPES, "reliable", "camera"),
+        *camera,
         Input(t.object_info, (messages.STRING,), "latched", "object_info"),
         Input(t.model_updated, (messages.STRING,), "reliable", "model_updated"),
         Input(SET_POSE_IN, (messages.POSE_WITH_COVARIANCE_STAMPED,), "reliable", "set_pose"),
@@ -219,6 +236,8 @@ class LiveEstimator:
         # by topic, private ones both as "~/x" (what rclpy's callbacks name) and expanded (what DDS names)
         self._inputs = {name: i for i in inputs(config) for name in {i.topic, node_topic(i.topic, node_name)}}
         self._ee_tf = ee_from_tf(config) if config.ee_source == "tf" else None
+        self._camera = camera_input(config)  # the CameraInfo and the extrinsics outlive a new graph, as /tf does
+        self._worker: DetectionWorker | None = None  # started with the first camera image (camera.threaded)
         self._seed: CameraDetection | None = None  # a ~/set_pose that came before the object's shape
         self.started = monotonic()
         self.shape: Shape | None = None
@@ -271,11 +290,14 @@ class LiveEstimator:
             log.info("%s: %s", topic, self.set_pose(msg, topic))
             return []
         if self.router is None:
+            if spec.feeds in ("camera_info", "camera_tf") and self._camera is not None:
+                self._camera_state(topic, msgtype, msg)  # kept for when the graph starts
+                return []
             self.drop("no_object_info", f"{topic}: no object shape yet; waiting for {self.config.topics.object_info}"
                                         " (or set object.shape and object.size)")
             return []
         try:
-            estimates = self.router.handle(topic, msgtype, msg)
+            estimates = self._detected() + self.router.handle(topic, msgtype, msg)
         except Exception as error:  # a live node drops what it cannot handle and goes on; the log has the trace
             log.exception("input on %s could not be handled", topic)
             self.drop("internal_error", f"{topic}: {type(error).__name__}: {error}")
@@ -285,6 +307,42 @@ class LiveEstimator:
             log.warning("%s: the clock went back more than %g s; %s", topic, self.config.clock_restart_s,
                         self._new_graph())
         return self._publish(estimates)
+
+    def _camera_state(self, topic: str, msgtype: str, msg: Any) -> None:
+        """A CameraInfo or transform before the graph: the camera's state takes it, nothing is estimated."""
+        assert self._camera is not None
+        if msgtype == messages.CAMERA_INFO:
+            outcome = self._camera.camera_info(msg, topic)
+            if outcome is not None and outcome.drop:
+                self.drop(outcome.drop, outcome.message)
+            return
+        transforms, _ = messages.tf_transforms(msg, topic)
+        for t in transforms:
+            self._camera.transform(t, static=topic == self.config.topics.tf_static)
+
+    def _submit(self, job: Job) -> None:
+        """An image's detection, on the worker thread; its outcome comes back through :meth:`_detected`."""
+        if self._worker is None:
+            self._worker = DetectionWorker()
+        self._worker.submit(job)
+
+    def _detected(self) -> list[Estimate]:
+        """The detections the worker finished since the last call, applied to the graph."""
+        if self._worker is None or self.router is None:
+            return []
+        estimates: list[Estimate] = []
+        for outcome in self._worker.results():
+            estimates += self.router.apply(outcome)
+        return estimates
+
+    def wait_camera(self, timeout_s: float = 5.0) -> bool:
+        """Wait until the worker has no image waiting or in detection (True), or ``timeout_s`` passed."""
+        return self._worker is None or self._worker.idle.wait(timeout_s)
+
+    def close(self) -> None:
+        """Stop the detection thread (the transports call this when they stop)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def drop(self, reason: str, detail: str) -> None:
         """Count a message dropped outside the estimator (no shape yet, undecodable CDR...)."""
@@ -335,7 +393,8 @@ class LiveEstimator:
                                          noise=dataclasses.replace(config.noise, first_pose=sigmas))
         self.shape = shape
         self.estimator = Estimator(config, self.model, ObjectModel.for_shape(shape))
-        self.router = StreamRouter(self.estimator, self._ee_tf)
+        detect = self._submit if config.camera.threaded else None
+        self.router = StreamRouter(self.estimator, self._ee_tf, self._camera, detect)
         self._last = None
         self._path_steps = 0
 
@@ -403,6 +462,8 @@ class LiveEstimator:
         """The streams ended: use what the estimator buffered, and publish the final path."""
         out: list[Outgoing] = []
         if self.estimator is not None and self.router is not None:
+            self.wait_camera()
+            out += self._publish(self._detected())
             out += self._publish(self.router.flush())
             out += self._path(force=True)
         return out
@@ -455,8 +516,9 @@ class LiveEstimator:
 
     def tick(self) -> list[Outgoing]:
         """Call often (every loop or timer); publishes diagnostics, held estimates and the path when due."""
+        out = self._publish(self._detected())
         now = self._monotonic()
-        out = self._path(force=False)
+        out += self._path(force=False)
         if now < self._next_diagnostics:
             return out
         live = self.config.live
@@ -489,6 +551,8 @@ class LiveEstimator:
         total = Counter(self.events)
         if self.estimator is not None:
             total.update(self.estimator.events)
+        if self._worker is not None and self._worker.skipped:
+            total["camera_busy_skipped"] += self._worker.skipped
         return total
 
     def diagnostics(self, now: float | None = None) -> Any:

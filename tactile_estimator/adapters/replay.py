@@ -11,6 +11,7 @@ half-written file, and an earlier replay's file stays as it was.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from tactile_estimator import metrics
+from tactile_estimator.adapters import live
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
+from tactile_estimator.camera.stream import image_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
@@ -31,6 +34,7 @@ from tactile_estimator.io import atomic, bags, messages
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.plotting import plot_replay
+from tactile_estimator.progress import progress
 from tactile_estimator.records import Estimate
 
 log = logging.getLogger(__name__)
@@ -72,11 +76,38 @@ def object_shape(bag: Path, config: EstimatorConfig) -> Shape:
     raise bags.BagError(f"bag {bag} has no {topic}; set object.shape and object.size in the config")
 
 
+def camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> str:
+    """``camera.source`` for a bag with these topics: ``auto`` is the detection topic if the bag has it,
+    else the camera images if it has them and a CameraInfo, else the detection topic (to be missed)."""
+    source = config.camera.source
+    if source != "auto":
+        return source
+    t = config.topics
+    if t.camera not in topics and t.camera_info in topics and any(i in topics for i in image_topics(config)):
+        return "image"
+    return "detection"
+
+
+def with_camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> EstimatorConfig:
+    source = camera_source(config, topics)
+    return config if source == config.camera.source else \
+        dataclasses.replace(config, camera=dataclasses.replace(config.camera, source=source))
+
+
 def required_topics(config: EstimatorConfig) -> list[list[str]]:
+    """What a bag must have, each group a list of alternatives; ``camera.source`` auto reads as detection."""
     ee = [config.topics.tf] if config.ee_source == "tf" else [config.topics.ee_pose]
     required = [tactile_topics(config), ee]
     if not config.initial_object_pose:
-        required.append([config.topics.camera])
+        source = config.camera.source
+        if source == "image":
+            required += [image_topics(config), [config.topics.camera_info]]
+            if not config.camera.world_T_camera:
+                required.append([config.topics.tf_static])
+        elif source == "tf":
+            required.append([config.topics.tf])
+        else:
+            required.append([config.topics.camera])
     return required
 
 
@@ -88,6 +119,8 @@ def replay_bag(
     write_bag: bool = False,
 ) -> ReplayResult:
     bag = bags.resolve_bag(bag)
+    info = bags.bag_info(bag)
+    config = with_camera_source(config, {topic for topic, s in info.items() if s.count})
     bags.require_topics(bag, required_topics(config))
     shape = object_shape(bag, config)
     out = _output_directory(out_dir)
@@ -103,7 +136,10 @@ def replay_bag(
         log.warning(text)
 
     read = bags.ReadStats()
-    for message in bags.read_messages(bag, [*router.topics, truth_topic], warn=warn, stats=read):
+    wanted = [*router.topics, truth_topic]
+    total = sum(info[topic].count for topic in set(wanted) if topic in info)
+    for message in progress(bags.read_messages(bag, wanted, warn=warn, stats=read), f"replay {bag.name}",
+                            total=total, unit="msg"):
         if message.topic == truth_topic:
             try:
                 sample = messages.pose_to_sample(message.msg, message.msgtype, truth_topic, np.pi)
@@ -129,6 +165,7 @@ def replay_bag(
         plot, f"{bag.name} ({shape.kind})", shape, truth_plot, online, (stamps, smoothed),
         np.array(estimator.camera_poses()).reshape(-1, 3),
         np.array([e.in_contact for e in estimates], dtype=bool), errors,
+        backend=config.backend, disabled=config.disabled_factors,
     )
     plot_path = out / PLOT
     atomic.atomic_write_text(out / ESTIMATES, _csv_text(estimates))
@@ -193,12 +230,12 @@ def _csv_text(estimates: list[Estimate]) -> str:
 def _estimate_messages(
     estimates: list[Estimate], stamps: np.ndarray, smoothed: np.ndarray, config: EstimatorConfig
 ) -> list[tuple[str, str, int, Any]]:
-    world = config.frames.world
-    out: list[tuple[str, str, int, Any]] = [
-        (f"{OUTPUT_NAMESPACE}/object_pose", messages.POSE_WITH_COVARIANCE_STAMPED, e.stamp_ns,
-         messages.pose_with_covariance_msg(e.stamp_ns, e.pose, e.covariance, world))
-        for e in estimates
-    ]
+    world, frame = config.frames.world, config.frames.object
+    out: list[tuple[str, str, int, Any]] = []
+    for e in estimates:
+        out.append((f"{OUTPUT_NAMESPACE}/object_pose", messages.POSE_WITH_COVARIANCE_STAMPED, e.stamp_ns,
+                    messages.pose_with_covariance_msg(e.stamp_ns, e.pose, e.covariance, world)))
+        out.append((live.TF_OUT, messages.TF_MESSAGE, e.stamp_ns, live.tf_msg(e.stamp_ns, world, frame, e.pose)))
     if len(stamps):
         out.append((f"{OUTPUT_NAMESPACE}/object_path", messages.PATH, int(stamps[-1]),
                     messages.path_msg(int(stamps[-1]), list(zip(stamps.tolist(), smoothed, strict=True)), world)))

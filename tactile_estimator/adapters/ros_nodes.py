@@ -126,6 +126,7 @@ class EstimatorNode(Node):
             self._publish(self.live.finish())
         except Exception as error:  # the context may already be shut down by Ctrl-C
             self.get_logger().warning(f"final estimates not published: {error}")
+        self.live.close()
         print(f"estimator_node: {self.live.summary()}", flush=True)
 
 
@@ -188,6 +189,8 @@ def _lifecycle_node_class() -> type:
             for publisher in self._topic_publishers.values():
                 self.destroy_publisher(publisher)
             self._topic_publishers = {}
+            if self.live_ready:
+                self.live.close()
             self.live_ready = False
             return TransitionCallbackReturn.SUCCESS
 
@@ -210,6 +213,7 @@ def _lifecycle_node_class() -> type:
 
         def finish(self) -> None:
             if self.live_ready:
+                self.live.close()
                 print(f"estimator_node: {self.live.summary()}", flush=True)
 
     return EstimatorLifecycleNode
