@@ -53,14 +53,17 @@ def test_the_trainer_builds_the_same_graph_from_tf(rect_bag: Path, tf_bag: Path)
     np.testing.assert_allclose(from_tf.warm, from_pose.warm, atol=1e-6)
 
 
-def test_a_bag_without_the_configured_end_effector_is_refused_naming_it(rect_bag: Path, tf_bag: Path) -> None:
-    with pytest.raises(DatasetError, match="/ee_pose"):
+def test_a_bag_without_the_configured_end_effector_is_refused_naming_it_and_the_source_that_reads_it(
+        rect_bag: Path, tf_bag: Path) -> None:
+    hint = r"lacks /ee_pose;.*to read the end-effector from /tf, set ee_source: tf in --config"
+    with pytest.raises(DatasetError, match=hint) as pose:
         load_trajectory(tf_bag, load_estimator_config(), Architecture())
-    with pytest.raises(DatasetError, match="/ee_pose"):
+    with pytest.raises(DatasetError) as trainer:
         R.require_training_topics(tf_bag, load_estimator_config())
-    with pytest.raises(DatasetError, match="/tf"):
+    assert str(trainer.value) == str(pose.value) and "\n" not in str(pose.value)
+    with pytest.raises(DatasetError, match=r"lacks /tf;.*from /ee_pose, set ee_source: pose"):
         load_trajectory(rect_bag, load_estimator_config(None, TF_CONFIG), Architecture())
-    with pytest.raises(DatasetError, match="/tf"):
+    with pytest.raises(DatasetError, match=r"lacks /tf;"):
         R.require_training_topics(rect_bag, load_estimator_config(None, TF_CONFIG))
 
 

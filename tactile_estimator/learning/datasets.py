@@ -70,14 +70,33 @@ def training_topics(config: EstimatorConfig) -> list[list[str]]:
     return [tactile_topics(config), [t.tf] if config.ee_source == "tf" else [t.ee_pose], [t.ground_truth]]
 
 
+def require_training_topics(bag: str | os.PathLike[str], config: EstimatorConfig) -> None:
+    """A bag training can use has the topics of :func:`training_topics`.
+
+    Raises DatasetError naming what is missing (and, where the bag has the end-effector on the other
+    source, the ``ee_source`` that reads it), and BagError when the bag cannot be read.
+    """
+    try:
+        bags.require_topics(bag, training_topics(config))
+    except bags.MissingTopicsError as error:
+        t = config.topics
+        hint = ""
+        other = {t.ee_pose: (t.tf, "tf"), t.tf: (t.ee_pose, "pose")}
+        for group in error.missing:
+            if group and group[0] in other and other[group[0]][0] in error.available:
+                topic, source = other[group[0]]
+                hint = f"; to read the end-effector from {topic}, set ee_source: {source} in --config"
+                if source == "tf":
+                    hint += " (and frames.sensor, the gel's frame, where its mounting is on /tf_static)"
+        raise DatasetError(f"training needs tactile frames, the end-effector and ground truth ({t.ground_truth}): "
+                           f"{error}{hint}") from None
+
+
 def load_trajectory(bag: str | os.PathLike[str], config: EstimatorConfig, arch: Architecture) -> Trajectory:
     bag = bags.resolve_bag(bag)
     topics = config.topics
     tactile = tactile_topics(config)
-    try:
-        bags.require_topics(bag, training_topics(config))
-    except bags.MissingTopicsError as error:
-        raise DatasetError(f"training needs ground truth: {error}") from None
+    require_training_topics(bag, config)
     # The simulator also records the end-effector's true pose; where a bag has it, the targets use it,
     # since the measured pose's noise (0.5 mm) is as large as the sensor motion being learned.
     frames, ee, ee_truth, truth = [], [], [], []

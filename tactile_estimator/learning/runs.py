@@ -32,7 +32,7 @@ from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel
 from tactile_estimator.factors import torch_forms as tf
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
-from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, training_topics
+from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, require_training_topics
 from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
@@ -76,20 +76,6 @@ class RunGraph:
 
     def values(self, poses: dict[Key, np.ndarray]) -> np.ndarray:
         return np.stack([poses[k] for k in self.keys])
-
-
-def require_training_topics(bag: str | os.PathLike[str], config: EstimatorConfig) -> None:
-    """A bag the trainer can use has tactile frames, end-effector poses (``topics.ee_pose``, or ``/tf``
-    with ``ee_source: tf``) and ground truth: datasets.training_topics.
-
-    Raises DatasetError naming the ground-truth topic when a topic is missing, and BagError when
-    the bag cannot be read.
-    """
-    topics = config.topics
-    try:
-        bags.require_topics(bag, training_topics(config))
-    except bags.MissingTopicsError as error:
-        raise DatasetError(f"training needs ground truth on {topics.ground_truth}: {error}") from None
 
 
 def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: TactileModel,
