@@ -20,12 +20,19 @@ from benchmarks import seeds
 from benchmarks.common import CACHE, append_results, simulated_bags
 from benchmarks.training import SHAPES, test_rmse
 
+# name: (cache directory, first seed, runs per shape)
+HELDOUT_SETS = {"heldout": ("accuracy-heldout", seeds.HELDOUT_SEED, seeds.HELDOUT_RUNS_PER_SHAPE),
+                "fresh-heldout": ("accuracy-heldout2", seeds.FRESH_HELDOUT_SEED, seeds.FRESH_HELDOUT_RUNS_PER_SHAPE),
+                "third-heldout": ("accuracy-heldout3", seeds.THIRD_HELDOUT_SEED, seeds.THIRD_HELDOUT_RUNS_PER_SHAPE)}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="start,supervised,leo-gn,leo-gn-plain,leo-isam2,unroll,blackbox")
     parser.add_argument("--heldout", action="store_true", help="the held-out runs of benchmarks/seeds.py instead")
     parser.add_argument("--models-regime", default="camera", choices=["camera", "tactile-only"])
+    parser.add_argument("--seeds", default="heldout", choices=list(HELDOUT_SETS),
+                        help="with --heldout: which held-out set of benchmarks/seeds.py")
     args = parser.parse_args()
     models = CACHE / "training" / ("models" if args.models_regime == "camera" else f"models-{args.models_regime}")
     if args.heldout:
@@ -56,8 +63,8 @@ def main() -> None:
 
 
 def heldout(args: argparse.Namespace, models) -> None:
-    bags = simulated_bags("accuracy-heldout", list(seeds.SHAPES), seeds.HELDOUT_RUNS_PER_SHAPE, seeds.STEPS,
-                          seeds.HELDOUT_SEED)
+    cache, first_seed, runs_per_shape = HELDOUT_SETS[args.seeds]
+    bags = simulated_bags(cache, list(seeds.SHAPES), runs_per_shape, seeds.STEPS, first_seed)
     touch = [b for b in bags if "_disc_" not in b.name]  # rotation targets: a disc's spin is invisible to touch
     lines = ["| method | camera final mm / deg | tactile-only final mm / deg | tactile-only online mm / deg | "
              "tactile-only rect+ellipse final deg |", "| --- | --- | --- | --- | --- |"]
@@ -65,7 +72,7 @@ def heldout(args: argparse.Namespace, models) -> None:
         model = None if method == "start" else models / method
         if model is not None and not (model / "model.yaml").is_file():
             raise SystemExit(f"no model for {method} under {models}: run python -m benchmarks.training first")
-        out = CACHE / "heldout-seeds" / args.models_regime / method
+        out = CACHE / "heldout-seeds" / args.seeds / args.models_regime / method
         camera = test_rmse(model, bags, out / "camera", "camera")
         tactile = test_rmse(model, bags, out / "tactile-only", "tactile-only")
         rotation = test_rmse(model, touch, out / "tactile-only-touch", "tactile-only")["final_r"]
@@ -75,7 +82,7 @@ def heldout(args: argparse.Namespace, models) -> None:
                      f"{math.degrees(rotation):.2f} |")
         print(lines[-1], flush=True)
     body = "\n".join(lines) + (
-        f"\n\n{len(bags)} held-out runs (seeds {seeds.HELDOUT_SEED}+, {seeds.STEPS} steps, rect, disc and ellipse), "
+        f"\n\n{len(bags)} held-out runs (seeds {first_seed}+, {seeds.STEPS} steps, rect, disc and ellipse), "
         "pooled "
         f"RMSE; models trained in the {args.models_regime} regime by benchmarks.training.")
     append_results("Training benchmark's models on the held-out seeds, both regimes (issue 18)", body)

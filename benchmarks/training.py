@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from benchmarks.common import CACHE, append_results, simulated_bags
 from tactile_estimator.adapters.replay import replay_bag
@@ -70,7 +71,16 @@ def main() -> None:
                         help="the graphs trained, validated and tested on: with camera factors, or tactile-only")
     parser.add_argument("--blackbox-learn", default="tactile,pushing",
                         help="what blackbox searches: every axis of both sigma families, its strongest form")
+    parser.add_argument("--trainer-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="trainer keys for the LEO methods, e.g. learning_rate_sigma=0.1 (YAML values)")
+    parser.add_argument("--suffix", default="", help="appended to the LEO methods' model directories and rows")
     args = parser.parse_args()
+    leo_overrides = {}
+    for item in args.trainer_set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--trainer-set: {item!r} is not KEY=VALUE")
+        leo_overrides[key] = yaml.safe_load(value)
     train_bags = simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20]
     val_bags = simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4]
     test_bags = simulated_bags("training/test", SHAPES, 2, 300, 4000)
@@ -79,7 +89,8 @@ def main() -> None:
     rows = []
     timing_lines = []
     for method in args.methods.split(","):
-        out = out_root / method
+        label = method + (args.suffix if method.startswith("leo") else "")
+        out = out_root / label
         shutil.rmtree(out, ignore_errors=True)
         if method == "start":
             trainer_cfg = load_trainer_config(None, {"epochs": 0, "sampler": "gn", "threads": args.threads})
@@ -95,6 +106,8 @@ def main() -> None:
                 values["learn"] = args.blackbox_learn.split(",")
             if name == "leo" and args.learn:
                 values["learn"] = args.learn.split(",")
+            if name == "leo":
+                values.update(leo_overrides)
             if variant == "plain":
                 values["persistence"] = "none"
             if name == "leo" and sampler == "isam2":
@@ -110,10 +123,10 @@ def main() -> None:
                                                  ("network", "solve_and_sample", "energy", "backward", "validation"))
                                     + " |")
         first, kept = result.history[0], result.kept
-        test = test_rmse(model_dir, test_bags, CACHE / "training" / "replay" / method, args.regime)
-        rows.append((method, epochs, kept, validation_score(kept, first), test, wall, calls))
+        test = test_rmse(model_dir, test_bags, CACHE / "training" / "replay" / label, args.regime)
+        rows.append((label, epochs, kept, validation_score(kept, first), test, wall, calls))
         val_t, val_r = kept["val_rmse_translation_m"] * 1e3, math.degrees(kept["val_rmse_rotation_rad"])
-        print(method, f"val {val_t:.2f} mm {val_r:.2f} deg (start {first['val_rmse_translation_m'] * 1e3:.2f}), "
+        print(label, f"val {val_t:.2f} mm {val_r:.2f} deg (start {first['val_rmse_translation_m'] * 1e3:.2f}), "
               f"kept epoch {kept['epoch']}, test final {test['final_t'] * 1e3:.2f} mm "
               f"{math.degrees(test['final_r']):.2f} deg, {wall:.1f} s, {calls} solver calls", flush=True)
     lines = ["| method | budget | kept | val RMSE t (mm) | val RMSE r (deg) | val score | test online t (mm) | "
@@ -129,6 +142,8 @@ def main() -> None:
     body = "\n".join(lines)
     leo_learn = args.learn or ",".join(load_trainer_config().learn)
     body += f"\n\nRegime: {args.regime}. LEO learns: {leo_learn}; blackbox searches: {args.blackbox_learn}."
+    if leo_overrides:
+        body += f" LEO's trainer keys: {leo_overrides}."
     if timing_lines:
         body += ("\n\nSeconds per epoch (20 runs of 300 steps), and where they go:\n\n"
                  "| method | epoch | network | solve and sample | energy | backward | validation |\n"
