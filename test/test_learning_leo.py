@@ -67,6 +67,25 @@ def test_run_graph_is_the_estimators_graph_with_truth(run_graphs: list[R.RunGrap
     assert t < 0.02 and r < 0.2, "the estimator's own solution is near the truth"
 
 
+def test_run_graph_reads_the_camera_as_replay_does(short_bags: list[Path], tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The bags hold the camera's detections and its images (camera.source auto): training, like replay,
+    takes the detections only, so its graphs are replay's, and no detection comes twice (and is dropped)."""
+    from collections import Counter
+
+    from tactile_estimator.adapters.replay import replay_bag
+
+    replayed = replay_bag(short_bags[0], load_estimator_config(), TactileModel.load(), tmp_path)
+    assert replayed.metrics["dropped_inputs"] == {}
+    with caplog.at_level("WARNING"):
+        run = R.build_run(short_bags[0], load_estimator_config(), TactileModel.load())
+    assert not [r for r in caplog.records if "dropped input" in r.getMessage()]
+    families = Counter(f.family for f in run.factors)
+    assert families == Counter(f.family for f in replayed.graph.factors) and families["camera"] >= 2
+    np.testing.assert_allclose([f.measurement for f in run.factors if f.family == "camera"],
+                               [f.measurement for f in replayed.graph.factors if f.family == "camera"])
+
+
 def test_torch_energy_equals_the_graph_energy(run_graphs: list[R.RunGraph]) -> None:
     run = run_graphs[1]
     theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"])

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tactile_estimator.adapters.replay import object_shape
+from tactile_estimator.adapters.replay import object_shape, with_camera_source
 from tactile_estimator.adapters.router import StreamRouter
 from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
@@ -92,6 +92,8 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
     bag = bags.resolve_bag(bag)
     topics = config.topics
     require_training_topics(bag, config)
+    # camera.source auto reads the bag as replay does: its detections, or its images where it has none
+    config = with_camera_source(config, {topic for topic, s in bags.bag_info(bag).items() if s.count})
     shape = object_shape(bag, config)
     object_model = ObjectModel.for_shape(shape)
     recorder = _InputRecorder(model)
