@@ -213,6 +213,9 @@ def test_every_method_runs_one_epoch(short_bags: list[Path], tmp_path: Path) -> 
             assert result.extra["evaluations"] == 8
             assert result.solver_calls == 1 + 8  # the start and every evaluation solve the one validation run
             assert result.history[-1]["loss"] <= 2.0  # never worse than the start, whose objective is 2
+            start_sigma = TactileModel.load().weights.pushing
+            assert [result.history[0][f"sigma_pushing_{a}"] for a in "xyz"] == pytest.approx(start_sigma), \
+                "the start row has the σ it starts from, for the curves' σ panel"
             searched = TactileModel.load(out).weights.tactile
             assert searched[2] == pytest.approx(TactileModel.load().weights.tactile[2], rel=1e-12), "θ not searched"
 

@@ -103,6 +103,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         started = time.perf_counter()
         row = {"epoch": 0, "loss": 2.0, **trainer.validate(), "evaluations": 0}
         trainer.wall_s += time.perf_counter() - started
+        row.update(R.sigma_columns(theta))  # the σ it starts from, as every later row has them
         row.update(solver_calls=trainer.solver_calls, wall_s=round(trainer.wall_s, 3))
         trainer.history.append(row)
     start = trainer.history[0]
