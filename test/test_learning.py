@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from tactile_estimator.config import load_estimator_config
+from tactile_estimator.config import ConfigError, load_estimator_config
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, tactile_pairs
@@ -92,6 +92,13 @@ def test_pretrain_writes_a_model_that_loads(rect_bag: Path, tmp_path: Path) -> N
     assert model.persistence["pushing"] == pytest.approx(pushing_sigmas([load_trajectory(
         rect_bag, load_estimator_config(), Architecture())])[1])
     assert all(s > 0 for s in model.weights.tactile + model.weights.pushing)
+
+
+@pytest.mark.parametrize("epochs", [0, -3])
+def test_pretraining_without_an_epoch_is_refused_before_any_work(epochs: int, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"--epochs {epochs}: pretraining needs at least one epoch"):
+        pretrain([tmp_path / "no_such_bag"], [], tmp_path / "model", load_estimator_config(), epochs=epochs)
+    assert not (tmp_path / "model").exists()
 
 
 def test_training_bag_without_ground_truth_is_refused_naming_the_topic(rect_bag: Path, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from tactile_estimator import factors
-from tactile_estimator.config import EstimatorConfig
+from tactile_estimator.config import ConfigError, EstimatorConfig
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.factors.tactile_normal import at_corner, contact_normal_deviation, fold, symmetry
 from tactile_estimator.learning.datasets import DatasetError, Trajectory, load_trajectory, tactile_pairs
@@ -235,6 +235,8 @@ def pretrain(
     learning_rate: float = 2e-3,
     command: str = "",
 ) -> dict[str, object]:
+    if epochs < 1:  # an untrained network with σ measured on it is no model
+        raise ConfigError(f"--epochs {epochs}: pretraining needs at least one epoch")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     arch = Architecture(image_height=config.image_height, image_width=config.image_width)
