@@ -20,6 +20,8 @@ demo: $(STAMP)
 	rm -rf demo_out
 	$(VENV)/bin/tactile-estimator simulate --out demo_out/bags --runs 3 --steps 300 --seed 1000 --object rect,disc,ellipse
 	$(VENV)/bin/tactile-estimator replay demo_out/bags --out demo_out/replay
+	$(VENV)/bin/tactile-estimator simulate --out demo_out/camera_bags --runs 1 --steps 300 --seed 1001 --object disc --no-detections
+	$(VENV)/bin/tactile-estimator replay demo_out/camera_bags --out demo_out/camera_replay
 
 test: $(STAMP)
 	$(PY) -m pytest -q test
