@@ -195,7 +195,8 @@ def test_every_topic_kind_gets_its_ros_profile_with_the_configured_depths():
     assert qos.input_profile("latched", config) == qos.QosProfile(reliable=True, depth=1, transient_local=True)
     assert qos.output_profile("tf") == qos.QosProfile(reliable=True, depth=100)
     assert qos.output_profile("reliable").reliable and not qos.output_profile("reliable").transient_local
-    # A kind the mapping does not know would quietly become reliable: every topic uses a known one.
-    assert {spec.qos for spec in inputs(config)} <= {"sensor", "reliable", "latched"}
+    # A kind the mapping does not know would quietly become reliable: every topic uses a known one (tf and
+    # tf_static: the camera's extrinsics, read by the default camera.source auto).
+    assert {spec.qos for spec in inputs(config)} <= {"sensor", "reliable", "latched", "tf", "tf_static"}
     assert {spec.qos for spec in outputs(config)} <= {"reliable", "tf"}
     assert next(s for s in inputs(config) if s.topic == config.topics.tactile).qos == "sensor"
