@@ -8,9 +8,16 @@ translation and by slerp in rotation, as tf2 does. A look-up outside a dynamic l
 fails (:class:`TransformUnavailable`): before its first stamp or older than the cache is
 ``past``, after its newest is ``future`` (wait for more), a missing link is ``not_connected``.
 
+A child's link is static or dynamic for good, as the first transform for it said (tf2 keeps a
+frame's kind so too): a /tf transform for a child that /tf_static set, or the other way round, is
+refused (:class:`KindConflict`). Otherwise one stray message of the other kind would replace the
+link, and a static mounting, sent once, would never come back.
+
 A dynamic stamp further than ``jump_back_s`` behind the newest one means the clock went back (a bag
-played again, ``ros2 bag play --loop``): the dynamic transforms are cleared, the static ones kept,
-as tf2's listener clears its buffer when time jumps back.
+played again, ``ros2 bag play --loop``) once ``CONFIRM_BACK`` such stamps in a row agree (within
+``jump_back_s`` of each other): the dynamic transforms are cleared, the static ones kept, as tf2's
+listener clears its buffer when time jumps back. The ones before are refused (:class:`StrayStamp`),
+and so is a lone old stamp: one stray message from a peer must not empty the buffer.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tactile_estimator.config import quote
+
 TF_CACHE_S = 10.0  # tf2's default buffer length
+CONFIRM_BACK = 3  # dynamic stamps in a row, far behind the newest, that say the clock went back
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,22 @@ class TransformUnavailable(LookupError):
         self.kind = kind
 
 
+class TransformRefused(ValueError):
+    """A transform the buffer does not take; ``reason`` names the drop."""
+
+    reason = "bad_transform"
+
+
+class KindConflict(TransformRefused):
+    """A transform of the other kind (static or dynamic) than its child's link already is."""
+
+
+class StrayStamp(TransformRefused):
+    """A dynamic stamp far behind the newest one that the next ones have not (yet) confirmed."""
+
+    reason = "stamp_jump"
+
+
 class _Link:
     """One child's transforms from its parent: one static, or a time series."""
 
@@ -140,19 +166,35 @@ class TfBuffer:
         self._links: dict[str, _Link] = {}
         self.newest_ns: int | None = None  # the newest dynamic stamp
         self.clock_jumps = 0
+        self._back: list[int] = []  # the latest dynamic stamps in a row far behind newest_ns
 
     def set_transform(self, parent: str, child: str, stamp_ns: int, translation: np.ndarray, rotation: np.ndarray,
                       static: bool = False) -> bool:
-        """Add a transform; True when its stamp took the clock back and the dynamic transforms were cleared."""
+        """Add a transform; True when its stamp took the clock back and the dynamic transforms were cleared.
+        A transform whose child's link is of the other kind raises :class:`KindConflict`, and changes nothing."""
         if not parent or not child or parent == child:
             raise ValueError(f"transform {parent!r} -> {child!r} needs two different frame names")
+        known = self._links.get(child)
+        if known is not None and known.static != static:
+            kinds = ("static (/tf_static)", "dynamic (/tf)")
+            if not known.static:
+                kinds = kinds[::-1]
+            raise KindConflict(f"{quote(known.parent)} -> {quote(child)} is {kinds[0]}: a {kinds[1]} transform "
+                               f"{quote(parent)} -> {quote(child)} may not replace it")
         transform = Transform(np.asarray(translation, dtype=float), _normalised(np.asarray(rotation, dtype=float)))
         jumped = False
         if not static:
             if self.newest_ns is not None and self.newest_ns - stamp_ns > self._jump_ns:
+                agrees = self._back and abs(stamp_ns - self._back[-1]) <= self._jump_ns
+                self._back = [*self._back, stamp_ns] if agrees else [stamp_ns]
+                if len(self._back) < CONFIRM_BACK:
+                    raise StrayStamp(f"{quote(parent)} -> {quote(child)} at {stamp_ns} is "
+                                     f"{(self.newest_ns - stamp_ns) / 1e9:.3f} s behind the newest transform; "
+                                     f"taken as the clock going back once {CONFIRM_BACK} in a row are")
                 self.clear_dynamic()
                 self.clock_jumps += 1
                 jumped = True
+            self._back = []
             self.newest_ns = stamp_ns if self.newest_ns is None else max(self.newest_ns, stamp_ns)
         link = self._links.get(child)
         if link is None or link.static != static or link.parent != parent:
@@ -229,6 +271,7 @@ class EndEffectorFromTf:
         self._wait_ns = int(wait_s * 1e9)
         self._pending: list[int] = []
         self._last_ns: int | None = None
+        self._refused: list[tuple[str, str]] = []  # (reason, text), handed out by the next samples()
 
     @property
     def frames(self) -> str:
@@ -238,7 +281,11 @@ class EndEffectorFromTf:
         """Put one transform in the buffer; True when it took the clock back (the buffer's dynamic part
         and the stamps waiting were cleared)."""
         t = transform
-        jumped = self.buffer.set_transform(t.parent, t.child, t.stamp_ns, t.translation, t.rotation, static)
+        try:
+            jumped = self.buffer.set_transform(t.parent, t.child, t.stamp_ns, t.translation, t.rotation, static)
+        except TransformRefused as error:
+            self._refused.append((error.reason, f"at {t.stamp_ns}: {error}"))
+            return False
         if jumped:
             self._pending.clear()
             self._last_ns = None
@@ -255,7 +302,7 @@ class EndEffectorFromTf:
 
         ``final``: no more transforms will come, so nothing waits."""
         poses: list[tuple[int, np.ndarray]] = []
-        rejected: list[tuple[str, str]] = []
+        rejected, self._refused = self._refused, []
         newest = self.buffer.newest_ns
         while self._pending:
             stamp = self._pending[0]

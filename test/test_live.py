@@ -412,7 +412,9 @@ def test_a_bag_played_twice_is_told_once(source: str, rect_bag: Path, tf_bag: Pa
     assert live.all_events()["clock_restarted"] == 1
     assert len(live.estimator.steps) >= first - 3
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) <= 2, warnings  # the first jumped stamp, then the new graph
+    # the first jumped stamp, then the new graph; from /tf, also the first frame whose arm pose was among
+    # the transforms refused until three in a row confirmed the clock going back (tf_buffer.CONFIRM_BACK)
+    assert len(warnings) <= (3 if source == "tf" else 2), warnings
     assert any("the clock went back more than 1 s; new graph started" in w for w in warnings), warnings
 
 

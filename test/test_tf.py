@@ -14,7 +14,14 @@ from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.sim.pushing import SimulatedRun
 from tactile_estimator.sim.recording import MOUNTING, SENSOR_FRAME, write_run_bag
-from tactile_estimator.tf_buffer import EndEffectorFromTf, StampedTransform, TfBuffer, Transform, TransformUnavailable
+from tactile_estimator.tf_buffer import (
+    EndEffectorFromTf,
+    StampedTransform,
+    StrayStamp,
+    TfBuffer,
+    Transform,
+    TransformUnavailable,
+)
 
 TF_CONFIG = {"ee_source": "tf", "frames": {"sensor": SENSOR_FRAME}}
 
@@ -82,11 +89,41 @@ def test_the_cache_keeps_ten_seconds_and_a_clock_going_back_clears_the_dynamic_p
     with pytest.raises(TransformUnavailable):
         buffer.lookup("world", "gel", 15 * 10**9)  # more than 10 s behind the newest
     assert not buffer.set_transform("world", "flange", 28_500_000_000, [0.0, 0.0, 0.0], _yaw(0.0))  # 0.5 s back
-    assert buffer.set_transform("world", "flange", 2 * 10**9, [7.0, 0.0, 0.0], _yaw(0.0))  # 27 s back: cleared
+    for stamp in (1_800_000_000, 1_900_000_000):  # 27 s back: a stray stamp, until three in a row say so
+        with pytest.raises(StrayStamp, match="taken as the clock going back once 3 in a row are"):
+            buffer.set_transform("world", "flange", stamp, [7.0, 0.0, 0.0], _yaw(0.0))
+    assert buffer.clock_jumps == 0
+    assert buffer.set_transform("world", "flange", 2 * 10**9, [7.0, 0.0, 0.0], _yaw(0.0))  # the third: cleared
     assert buffer.clock_jumps == 1
     assert buffer.lookup("world", "gel", 2 * 10**9).translation[0] == pytest.approx(7.0)  # the static one stayed
     with pytest.raises(TransformUnavailable):
         buffer.lookup("world", "gel", 25 * 10**9)
+
+
+def test_one_stray_transform_from_a_peer_changes_nothing() -> None:
+    """A peer on /tf can send anything. A dynamic transform for the static mounting, a static one for
+    the arm's link, or one old stamp would each have emptied the chain (the mounting, sent once, for
+    good); each is refused with a reason, and the end-effector poses go on."""
+    ee = EndEffectorFromTf("world", "flange", "gel")
+    ee.add(StampedTransform("flange", "gel", 0, np.array([0.0, 0.0, -0.1]), _yaw(0.0)), static=True)
+    stray = [(StampedTransform("flange", "gel", 3, np.zeros(3), _yaw(1.0)), False, "bad_transform"),
+             (StampedTransform("base", "flange", 3, np.zeros(3), _yaw(1.0)), True, "bad_transform"),
+             (StampedTransform("world", "flange", 3, np.zeros(3), _yaw(1.0)), False, "stamp_jump")]
+    stamps = []
+    for k in range(1, 40):
+        stamp = 10**9 + k * 10**8
+        ee.add(StampedTransform("world", "flange", stamp, np.array([k * 0.01, 0.0, 0.1]), _yaw(0.0)), static=False)
+        if k in (10, 20, 30):
+            transform, static, _ = stray[k // 10 - 1]
+            assert not ee.add(transform, static)
+        poses, rejected = ee.samples()
+        stamps += [s for s, _ in poses]
+        if k in (10, 20, 30):
+            assert [reason for reason, _ in rejected] == [stray[k // 10 - 1][2]]
+            assert "may not replace it" in rejected[0][1] or "behind the newest transform" in rejected[0][1]
+    assert stamps == [10**9 + k * 10**8 for k in range(1, 40)]
+    assert ee.buffer.lookup("world", "gel", stamps[-1]).translation[2] == pytest.approx(0.0)  # 0.1 - 0.1
+    assert ee.buffer.clock_jumps == 0
 
 
 def test_end_effector_poses_wait_for_every_dynamic_link() -> None:
