@@ -198,6 +198,14 @@ class Estimator:
             self._initial_pose = pose
             if detection.covariance is not None:
                 self._initial_sigmas = np.sqrt(np.diag(detection.covariance))
+            # The first pose is where the object was when it was seen. Frames from before (the arm hid
+            # it while pushing) cannot start from it: given its σ, they would pin the pushed object to
+            # where it was later. They are dropped, as frames before any detection are.
+            limit = detection.stamp_ns - int(self.config.camera_max_offset_s * 1e9)
+            while self._pending_frames and self._pending_frames[0].stamp_ns < limit:
+                frame = self._pending_frames.popleft()
+                self.reject("no_initial_pose", f"tactile frame at {frame.stamp_ns}: before the first camera "
+                                               f"detection ({detection.stamp_ns}), the object pose to start from")
             return self._process_pending(final=False)
         self._pending_camera.append(detection)
         self._attach_camera(final=False)

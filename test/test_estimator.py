@@ -263,3 +263,20 @@ def test_a_confirmed_jump_is_taken_and_a_clock_that_goes_back_asks_for_a_new_gra
     back = 2 * 10**6  # the clock restarts near zero
     assert not estimator._check_order("ee_pose", back) and not estimator._check_order("ee_pose", back + 10**7)
     assert estimator.clock_restarted and estimator.dropped["stamp_jump"] == 3
+
+
+def test_frames_from_before_a_late_first_detection_are_dropped(rect_run: SimulatedRun, model: TactileModel) -> None:
+    """The arm hid the object while it pushed: the first detection comes at frame 60. The graph
+    starts there, at the pose it was seen at; the frames before it are dropped, not seeded with a
+    pose from two seconds later under the detection's few-millimetre σ."""
+    late = rect_run.tactile[60].stamp_ns
+    run = dataclasses.replace(rect_run, camera=[d for d in rect_run.camera if d.stamp_ns >= late])
+    first = run.camera[0].stamp_ns
+    estimator = make(run, model)
+    estimates = feed_interleaved(estimator, run)
+    assert estimates[0].stamp_ns >= first - estimator.config.camera_max_offset_s * 1e9
+    before = sum(f.stamp_ns < first - estimator.config.camera_max_offset_s * 1e9 for f in run.tactile)
+    assert before >= 60 and estimator.dropped["no_initial_pose"] == before
+    stamps, poses = estimator.trajectory()
+    trans, rot = truth_errors(run, stamps, poses)
+    assert trans[0] < 0.006 and np.sqrt(np.mean(trans**2)) < 0.006  # the detection's noise, not the push's way
