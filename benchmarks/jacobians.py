@@ -20,8 +20,7 @@ from functools import partial
 import torch
 
 from benchmarks.common import append_results
-from tactile_estimator.factors import ObjectModel
-from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors import ObjectModel, torch_forms
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 
 SIZES = (64, 1024, 16384)
@@ -31,7 +30,7 @@ CASES = [("prior", "ee_prior", None), ("between", "motion_prior", None), ("tacti
          ("contact", "contact", "rect"), ("contact", "contact", "ellipse"),
          ("pushing", "pushing", "rect"), ("pushing", "pushing", "ellipse")]
 KEYS = {"ee_prior": 1, "motion_prior": 2, "tactile": 4, "contact": 2, "pushing": 4}
-TRANSFORMS = tf.AUTODIFF_TRANSFORMS
+TRANSFORMS = torch_forms.AUTODIFF_TRANSFORMS
 
 
 def random_poses(generator: torch.Generator, n: int, scale: float = 0.1) -> torch.Tensor:
@@ -48,7 +47,7 @@ def touching(generator: torch.Generator, model: ObjectModel, objects: torch.Tens
     lo, hi = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
     for _ in range(60):  # along the ray from the centre until the SDF equals the tip radius
         mid = 0.5 * (lo + hi)
-        inside = tf.sdf(model, mid[:, None] * direction)[0] < model.pusher.radius
+        inside = torch_forms.sdf(model, mid[:, None] * direction)[0] < model.pusher.radius
         lo, hi = torch.where(inside, mid, lo), torch.where(inside, hi, mid)
     centre = lo[:, None] * direction
     centre = centre + torch.rand(n, 1, generator=generator, dtype=torch.float64) * 0.002 * direction
@@ -56,7 +55,7 @@ def touching(generator: torch.Generator, model: ObjectModel, objects: torch.Tens
     offset = torch.tensor(model.pusher.centre_in_ee(), dtype=torch.float64)
     c, s = torch.cos(yaw), torch.sin(yaw)
     position = centre - torch.stack([c * offset[0] - s * offset[1], s * offset[0] + c * offset[1]], -1)
-    return tf.compose(objects, torch.cat([position, yaw[:, None]], 1))
+    return torch_forms.compose(objects, torch.cat([position, yaw[:, None]], 1))
 
 
 def inputs(family: str, model: ObjectModel | None, n: int, seed: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -69,7 +68,7 @@ def inputs(family: str, model: ObjectModel | None, n: int, seed: int = 0) -> tup
         step = torch.cat([torch.randn(n, 2, generator=generator, dtype=torch.float64) * 0.003,
                           torch.randn(n, 1, generator=generator, dtype=torch.float64) * 0.02], 1)
         no_measurement = torch.zeros(n, 0, dtype=torch.float64)
-        return [o_prev, tf.compose(o_prev, step), e_prev, tf.compose(e_prev, step)], no_measurement
+        return [o_prev, torch_forms.compose(o_prev, step), e_prev, torch_forms.compose(e_prev, step)], no_measurement
     return [random_poses(generator, n) for _ in range(KEYS[family])], random_poses(generator, n, 0.02)
 
 
@@ -77,7 +76,7 @@ def at_kink(family: str, poses: list[torch.Tensor], measurement: torch.Tensor, m
             autodiff: list[torch.Tensor], step: float = 1e-6) -> torch.Tensor:
     """Per factor: its forward and backward differences disagree (by > 1e-3) and torch.func equals one
     of them (to 1e-4), i.e. the residual has a kink within ``step`` and either derivative is valid."""
-    residual = tf.RESIDUALS[family]
+    residual = torch_forms.RESIDUALS[family]
     r0 = residual(poses, measurement, model)
     kink = torch.zeros(r0.shape[0], dtype=torch.bool)
     for k, pose in enumerate(poses):
@@ -86,7 +85,8 @@ def at_kink(family: str, poses: list[torch.Tensor], measurement: torch.Tensor, m
             delta[j] = step
             one_sided = []
             for sign in (1.0, -1.0):
-                moved = [tf.compose(p, tf.exp(sign * delta).expand_as(p)) if i == k else p for i, p in enumerate(poses)]
+                moved = [torch_forms.compose(p, torch_forms.exp(sign * delta).expand_as(p)) if i == k else p
+                         for i, p in enumerate(poses)]
                 one_sided.append(sign * (residual(moved, measurement, model) - r0) / step)
             forward, backward = one_sided
             column = autodiff[k][..., j]
@@ -122,8 +122,9 @@ def family_rows(sizes: tuple[int, ...], budget: float) -> list[str]:
         model = ObjectModel.for_shape(Shape(kind, DEFAULT_SIZES[kind])) if kind else None
         for n in sizes:
             poses, measurement = inputs(family, model, n)
-            calls = {"current": partial(tf.JACOBIANS[family], poses, measurement, model)}
-            calls.update({t: partial(tf.autodiff_jacobians, tf.RESIDUALS[family], poses, measurement, model, t)
+            calls = {"current": partial(torch_forms.JACOBIANS[family], poses, measurement, model)}
+            calls.update({t: partial(torch_forms.autodiff_jacobians, torch_forms.RESIDUALS[family], poses, measurement,
+                                     model, t)
                           for t in TRANSFORMS})
             _, reference = calls["current"]()
             per_factor = torch.zeros(n, dtype=torch.float64)
@@ -150,8 +151,9 @@ def crossover_rows(sizes: tuple[int, ...], budget: float) -> list[str]:
         model = ObjectModel.for_shape(Shape(kind, DEFAULT_SIZES[kind]))
         for n in sizes:
             poses, measurement = inputs("pushing", model, n)
-            seconds = median_seconds({"current": partial(tf.pushing_jacobians, poses, measurement, model),
-                                      "jacrev": partial(tf.AUTODIFF_JACOBIANS["pushing"], poses, measurement, model)},
+            seconds = median_seconds({"current": partial(torch_forms.pushing_jacobians, poses, measurement, model),
+                                      "jacrev": partial(torch_forms.AUTODIFF_JACOBIANS["pushing"], poses, measurement,
+                                                        model)},
                                      budget)
             current, autodiff = seconds["current"], seconds["jacrev"]
             rows.append(f"| {kind} | {n} | {1e3 * current:.2f} | {1e3 * autodiff:.2f} | {current / autodiff:.2f} |")

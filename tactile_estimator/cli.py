@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import signal
@@ -93,7 +94,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     result = pretrain(bags, val, Path(args.out), config, epochs=args.epochs, seed=args.seed, command=command)
     rmse = result["validation_rmse"]
     print(f"model written to {args.out}: validation RMSE x {rmse[0] * 1e3:.2f} mm, y {rmse[1] * 1e3:.2f} mm, "
-          f"theta {rmse[2] * 57.2958:.2f} deg")
+          f"theta {math.degrees(rmse[2]):.2f} deg")
     return 0
 
 
@@ -140,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     first, kept = result.history[0], result.kept
     def figures(row: dict) -> str:
-        return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {row['val_rmse_rotation_rad'] * 57.2958:.2f} deg"
+        return f"{row['val_rmse_translation_m'] * 1e3:.2f} mm / {math.degrees(row['val_rmse_rotation_rad']):.2f} deg"
 
     which = "" if kept is result.history[-1] else f", epoch {kept['epoch']} of {result.history[-1]['epoch']}: the best"
     print(f"model written to {args.out} ({trainer_config.method}{which}): validation RMSE {figures(kept)} "

@@ -19,8 +19,7 @@ from tactile_estimator.backends.gauss_newton import AUTODIFF_FROM, GaussNewtonBa
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.estimator import Estimator
-from tactile_estimator.factors import Factor, ObjectModel
-from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors import Factor, ObjectModel, torch_forms
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
@@ -142,11 +141,11 @@ def test_torch_func_jacobians_equal_the_analytic_and_numerical_ones(family: str,
     poses, measurement = poses_for(family, kind, n=16)
     as_t, m = [torch.from_numpy(p) for p in poses], torch.from_numpy(measurement)
     model = TORCH_FORM_MODELS[kind]
-    r_ref, reference = tf.JACOBIANS[family](as_t, m, model)
+    r_ref, reference = torch_forms.JACOBIANS[family](as_t, m, model)
     # tactile_normal's normal turns by 1/d (d ≈ 12 mm) per metre: its differences carry ~1e-7 of rounding
     tol = {"pushing": 1e-7, "tactile_normal": 1e-6}.get(family, 1e-9)
-    for transform in tf.AUTODIFF_TRANSFORMS:
-        r, jacobians = tf.autodiff_jacobians(tf.RESIDUALS[family], as_t, m, model, transform)
+    for transform in torch_forms.AUTODIFF_TRANSFORMS:
+        r, jacobians = torch_forms.autodiff_jacobians(torch_forms.RESIDUALS[family], as_t, m, model, transform)
         torch.testing.assert_close(r, r_ref, atol=1e-12, rtol=0.0)
         assert len(jacobians) == len(reference)
         for a, b in zip(jacobians, reference, strict=True):
@@ -186,10 +185,10 @@ def test_gauss_newton_steps_never_raise_the_cost(graph: FactorGraph) -> None:
 
 def test_auto_takes_torch_func_for_large_pushing_groups_only() -> None:
     threshold = AUTODIFF_FROM["pushing"]
-    assert jacobian_function("pushing", threshold - 1) is tf.JACOBIANS["pushing"]
-    assert jacobian_function("pushing", threshold) is tf.AUTODIFF_JACOBIANS["pushing"]
-    assert jacobian_function("tactile", 10**6) is tf.JACOBIANS["tactile"]
-    assert jacobian_function("tactile", 1, "autodiff") is tf.AUTODIFF_JACOBIANS["tactile"]
-    assert jacobian_function("pushing", 10**6, "analytic") is tf.JACOBIANS["pushing"]
+    assert jacobian_function("pushing", threshold - 1) is torch_forms.JACOBIANS["pushing"]
+    assert jacobian_function("pushing", threshold) is torch_forms.AUTODIFF_JACOBIANS["pushing"]
+    assert jacobian_function("tactile", 10**6) is torch_forms.JACOBIANS["tactile"]
+    assert jacobian_function("tactile", 1, "autodiff") is torch_forms.AUTODIFF_JACOBIANS["tactile"]
+    assert jacobian_function("pushing", 10**6, "analytic") is torch_forms.JACOBIANS["pushing"]
     with pytest.raises(ValueError, match="jacobians"):
         Problem([], jacobians="finite")

@@ -8,8 +8,7 @@ import torch
 from test_factors import MODELS, RNG, random_poses, touching_ee
 
 from tactile_estimator import geometry as se2
-from tactile_estimator.factors import FAMILIES
-from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors import FAMILIES, torch_forms
 
 FAMILY_KEYS = {"tactile": 4, "pushing": 4, "contact": 2, "tactile_normal": 2, "ee_prior": 1, "camera": 1,
                "first_pose": 1, "at_rest": 2, "motion_prior": 2}
@@ -40,9 +39,9 @@ def test_torch_residuals_and_jacobians_equal_numpy(family: str, kind: str) -> No
     poses, measurement = poses_for(family, kind)
     r_np, jac_np = FAMILIES[family].jacobians(poses, measurement, model)
     as_t = [torch.from_numpy(p) for p in poses]
-    r_t, jac_t = tf.JACOBIANS[family](as_t, torch.from_numpy(measurement), model)
+    r_t, jac_t = torch_forms.JACOBIANS[family](as_t, torch.from_numpy(measurement), model)
     np.testing.assert_allclose(r_t.numpy(), r_np, atol=1e-9)
-    np.testing.assert_allclose(tf.RESIDUALS[family](as_t, torch.from_numpy(measurement), model).numpy(), r_np,
+    np.testing.assert_allclose(torch_forms.RESIDUALS[family](as_t, torch.from_numpy(measurement), model).numpy(), r_np,
                                atol=1e-9)
     # pushing is numerical in both forms: float rounding of the differences allows 1e-7
     tol = 1e-7 if family in ("pushing", "tactile_normal") else 1e-9
@@ -55,8 +54,8 @@ def test_torch_jacobians_match_their_own_numerical_derivatives() -> None:
         poses, measurement = poses_for(family, "ellipse")
         as_t = [torch.from_numpy(p) for p in poses]
         m = torch.from_numpy(measurement)
-        _, analytic = tf.JACOBIANS[family](as_t, m, MODELS["ellipse"])
-        numeric = tf.numerical_jacobians(tf.RESIDUALS[family], as_t, m, MODELS["ellipse"])
+        _, analytic = torch_forms.JACOBIANS[family](as_t, m, MODELS["ellipse"])
+        numeric = torch_forms.numerical_jacobians(torch_forms.RESIDUALS[family], as_t, m, MODELS["ellipse"])
         for a, b in zip(analytic, numeric, strict=True):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
@@ -68,8 +67,8 @@ def test_right_jacobian_equals_gtsam_on_both_sides_of_the_small_angle_branch(w: 
     xi = np.array([0.3, -0.2, w])
     reference = gtsam.Pose2.ExpmapDerivative(xi)
     np.testing.assert_allclose(se2.right_jacobian(xi), reference, atol=1e-7)
-    np.testing.assert_allclose(tf.right_jacobian_inverse(torch.from_numpy(xi)).numpy(), np.linalg.inv(reference),
-                               atol=1e-7)
+    np.testing.assert_allclose(torch_forms.right_jacobian_inverse(torch.from_numpy(xi)).numpy(),
+                               np.linalg.inv(reference), atol=1e-7)
 
 
 @pytest.mark.parametrize("w", [0.0, 3e-5, -9e-5, 2e-4, 0.7, -3.0])

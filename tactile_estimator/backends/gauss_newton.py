@@ -32,8 +32,7 @@ import numpy as np
 import torch
 
 from tactile_estimator.backends import BackendError
-from tactile_estimator.factors import Factor, Key
-from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors import Factor, Key, torch_forms
 
 Tensor = torch.Tensor
 Graph = tuple[Sequence[Factor], dict[Key, np.ndarray]]
@@ -49,8 +48,8 @@ def jacobian_function(family: str, factors: int, jacobians: str = "auto") -> Cal
         raise ValueError(f"jacobians '{jacobians}' is unknown; expected one of {JACOBIAN_PATHS}")
     threshold = AUTODIFF_FROM.get(family)
     if jacobians == "autodiff" or (jacobians == "auto" and threshold is not None and factors >= threshold):
-        return tf.AUTODIFF_JACOBIANS[family]
-    return tf.JACOBIANS[family]
+        return torch_forms.AUTODIFF_JACOBIANS[family]
+    return torch_forms.JACOBIANS[family]
 
 
 def _key_order(key: Key) -> tuple[int, int]:
@@ -199,7 +198,7 @@ class Problem:
         total = torch.zeros(self.batch, dtype=self.dtype, device=self.device)
         for g in self.groups:
             B, F, _ = g.index.shape
-            r = tf.RESIDUALS[g.family](self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
+            r = torch_forms.RESIDUALS[g.family](self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
             rw = r.reshape(B, F, -1) * g.inv_sigma * g.mask[..., None]
             total = total + 0.5 * rw.square().sum((1, 2))
         return total
@@ -262,7 +261,7 @@ class Problem:
             done |= factor.failed
             step = -factor.solve(grad[..., None])[..., 0].view(B, self.variables, 3)
             step = step * (self.valid & ~self.held & ~done[:, None])[..., None]
-            trial = tf.compose(self.values, tf.exp(step))
+            trial = torch_forms.compose(self.values, torch_forms.exp(step))
             new_cost = self.cost(trial)
             if lam is None:
                 trial, new_cost, step = self._backtrack(step, trial, new_cost, cost, done)
@@ -290,7 +289,7 @@ class Problem:
             if not bool(worse.any()):
                 break
             step = torch.where(worse[:, None, None], step * 0.5, step)
-            retry = tf.compose(self.values, tf.exp(step))
+            retry = torch_forms.compose(self.values, torch_forms.exp(step))
             retry_cost = self.cost(retry)
             trial = torch.where(worse[:, None, None], retry, trial)
             new_cost = torch.where(worse, retry_cost, new_cost)
@@ -331,7 +330,7 @@ class Problem:
             z = torch.randn((self.batch, *shape), dtype=self.dtype, device=self.device, generator=generator)
         delta = factor.solve_upper(z).permute(0, 2, 1).reshape(self.batch, n, self.variables, 3)
         delta = delta * (self.valid & ~self.held)[:, None, :, None]
-        return tf.compose(self.values[:, None].expand_as(delta), tf.exp(delta))
+        return torch_forms.compose(self.values[:, None].expand_as(delta), torch_forms.exp(delta))
 
     def values_of(self, b: int) -> dict[Key, np.ndarray]:
         values = self.values[b].detach().cpu().numpy()

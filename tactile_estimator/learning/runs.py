@@ -28,8 +28,7 @@ from tactile_estimator.backends.gauss_newton import Problem, _key_order
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator, family_sigmas
-from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel
-from tactile_estimator.factors import torch_forms as tf
+from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, torch_forms
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, require_training_topics
@@ -307,7 +306,7 @@ def residuals(run: RunGraph, group: FamilyGroup, predictions: torch.Tensor, valu
     measured = predictions if group.family == "tactile" else group.measurement
     measured = measured.expand((values.shape[0],) + measured.shape).reshape(
         (values.shape[0] * count,) + measured.shape[1:])
-    return tf.RESIDUALS[group.family](poses, measured, run.model).reshape(values.shape[0], count, -1)
+    return torch_forms.RESIDUALS[group.family](poses, measured, run.model).reshape(values.shape[0], count, -1)
 
 
 def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -249,4 +250,4 @@ def _figures(row: dict[str, Any]) -> dict[str, float]:
 
 
 def _describe(figures: dict[str, float]) -> str:
-    return f"{figures['rmse_translation_m'] * 1e3:.2f} mm / {figures['rmse_rotation_rad'] * 57.2958:.2f} deg"
+    return f"{figures['rmse_translation_m'] * 1e3:.2f} mm / {math.degrees(figures['rmse_rotation_rad']):.2f} deg"
