@@ -125,6 +125,10 @@ class TopicsConfig:
     tf_static: str = "/tf_static"
     camera_image: str = "/camera/image_raw"  # sensor_msgs/Image, or CompressedImage on <topic>/compressed
     camera_info: str = "/camera/camera_info"  # sensor_msgs/CameraInfo of camera_image
+    # the one type each pose input is subscribed as live (a topic with two types cannot be recorded);
+    # replay reads either from a bag
+    ee_pose_type: str = "PoseStamped"  # or PoseWithCovarianceStamped
+    camera_type: str = "PoseWithCovarianceStamped"  # or PoseStamped
 
 
 @dataclass
@@ -231,6 +235,7 @@ class CameraConfig:
 
 BACKENDS = ("isam2", "gn")
 EE_SOURCES = ("topic", "tf")
+POSE_INPUT_TYPES = ("PoseStamped", "PoseWithCovarianceStamped")  # geometry_msgs/msg/...
 
 
 @dataclass
@@ -266,6 +271,10 @@ class EstimatorConfig:
     def validate(self) -> EstimatorConfig:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend: {quote(self.backend)} is unknown; expected one of {', '.join(BACKENDS)}")
+        for key in ("ee_pose_type", "camera_type"):
+            if getattr(self.topics, key) not in POSE_INPUT_TYPES:
+                raise ConfigError(f"topics.{key}: {quote(getattr(self.topics, key))} is unknown; "
+                                  f"expected one of {', '.join(POSE_INPUT_TYPES)}")
         if self.ee_source not in EE_SOURCES:
             raise ConfigError(f"ee_source: {quote(self.ee_source)} is unknown; expected one of {', '.join(EE_SOURCES)}")
         if self.ee_source == "tf":

@@ -109,9 +109,10 @@ def inputs(config: EstimatorConfig) -> list[Input]:
     if config.ee_source == "tf":
         ee = [Input(t.tf, (TF_MESSAGE,), "tf", "ee_pose"), Input(t.tf_static, (TF_MESSAGE,), "tf_static", "ee_pose")]
     else:
-        ee = [Input(t.ee_pose, messages.POSE_TYPES, "reliable", "ee_pose")]
+        ee = [Input(t.ee_pose, (f"geometry_msgs/msg/{t.ee_pose_type}",), "reliable", "ee_pose")]
     source = config.camera.source
-    camera = [Input(t.camera, messages.POSE_TYPES, "reliable", "camera")] if source in ("detection", "auto") else []
+    camera = ([Input(t.camera, (f"geometry_msgs/msg/{t.camera_type}",), "reliable", "camera")]
+              if source in ("detection", "auto") else [])
     if source in ("image", "auto"):
         image, image_compressed = image_topics(config)
         camera += [Input(image, (messages.IMAGE,), "sensor", "camera"),
@@ -157,6 +158,39 @@ def config_from_parameters(values: dict[str, Any]) -> EstimatorConfig:
     ours = {k: v for k, v in values.items() if not k.startswith(ROS_ONLY_PARAMETERS)}
     config_file = ours.pop("config_file", "") or None
     return load_estimator_config(config_file, ours)
+
+
+def parameters_in_force(config: EstimatorConfig) -> dict[str, Any]:
+    """The config as ROS parameters (dotted names -> values), for a node to declare what is in force.
+
+    Keys that no ROS parameter type holds (an empty list, a list of mixed kinds) are left out;
+    a list of ints and floats becomes floats.
+    """
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value, name = getattr(obj, f.name), prefix + f.name
+            if dataclasses.is_dataclass(value):
+                walk(value, name + ".")
+            elif isinstance(value, (bool, int, float, str)):
+                out[name] = value
+            elif isinstance(value, (list, tuple)) and value:
+                kinds = {bool if isinstance(v, bool) else type(v) for v in value}
+                if kinds <= {int, float} and float in kinds:
+                    out[name] = [float(v) for v in value]
+                elif len(kinds) == 1 and kinds <= {bool, int, float, str}:
+                    out[name] = list(value)
+
+    walk(config, "")
+    return out
+
+
+def runtime_set_refusal(name: str, node_name: str, read_at: str = "at start") -> str:
+    """Why ``ros2 param set`` of a config key is refused: it would change nothing the node does."""
+    restart = ("deactivate and clean up the node, set it, then configure again" if read_at == "at configure"
+               else f"set it in config_file or with -p {name}:=VALUE and restart the node")
+    return f"{node_name}: parameter {name!r} is read {read_at} and cannot change while it runs; {restart}"
 
 
 LIFECYCLE_FLAG = "--lifecycle"  # estimator_node's argument for the managed (lifecycle) node

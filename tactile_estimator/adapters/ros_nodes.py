@@ -25,9 +25,19 @@ type store, publications are serialised by it, exactly as on the DDS transport.
 Without a ``model`` (``init`` for the trainer) parameter, as ``ros2 run`` starts them, the nodes load
 the model in the package's share directory where colcon installed one (adapters.share), else the
 ``models/`` beside the source tree. Attributes of our own never take the name of one of rclpy Node's
-(``_publishers``, ``_subscriptions``, ...: ``destroy_node`` iterates those). After spin stops, a
-further SIGINT is ignored: ``ros2 launch`` forwards one beside the terminal's, and it would otherwise
-interrupt the final publication or an exit handler.
+(``_publishers``, ``_subscriptions``, ...: ``destroy_node`` iterates those).
+
+Ctrl-C (SIGINT, and SIGTERM) is the nodes' own: rclpy is started without its signal handlers, whose
+first act is to shut the context down, so that nothing could be published after it. Here a signal
+sets a flag that the spin loop reads every ``SPIN_S``; then the estimator publishes its final path,
+each node prints its summary, and the node is destroyed and rclpy shut down, each step on its own
+so that one failing cannot skip the next. Further signals (``ros2 launch`` forwards one beside the
+terminal's) only set the flag again. During a training round the trainer's own stop request takes
+them (it saves a checkpoint), and gives them back after.
+
+The configuration is read when the node starts (the managed node: at configure). Its keys are
+declared with the values in force, so ``ros2 param get`` shows them; ``ros2 param set`` of one is
+refused with the reason (the managed node takes them while unconfigured, for its next configure).
 """
 
 from __future__ import annotations
@@ -39,9 +49,12 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 from rosidl_runtime_py.utilities import get_message
 from std_srvs.srv import Trigger
@@ -50,12 +63,15 @@ from tactile_estimator.adapters import qos
 from tactile_estimator.adapters.live import (
     LIFECYCLE_FLAG,
     MODEL_UPDATED,
+    ROS_ONLY_PARAMETERS,
     Input,
     LiveEstimator,
     Output,
     estimator_setup,
     inputs,
     outputs,
+    parameters_in_force,
+    runtime_set_refusal,
     watch_from_parameters,
 )
 from tactile_estimator.adapters.share import installed_model_dir
@@ -67,6 +83,7 @@ from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
 from tactile_estimator.networks.tactile import ModelError
 
 TICK_S = 0.05
+SPIN_S = 0.1  # the spin loop looks at the stop flag this often: Ctrl-C is answered within it
 
 
 def _qos(profile: qos.QosProfile) -> QoSProfile:
@@ -81,7 +98,10 @@ class EstimatorNode(Node):
     def __init__(self) -> None:
         super().__init__("estimator_node", allow_undeclared_parameters=True,
                          automatically_declare_parameters_from_overrides=True)
+        self._in_force: set[str] = set()  # keys declared from the config, not set by the user
         self.config, self.live = self._setup()
+        self._declare_in_force()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._topic_publishers = {o.topic: self._publisher(o) for o in outputs(self.config)}
         self._input_subscriptions = [self._subscribe(spec, msgtype) for spec in inputs(self.config)
                                      for msgtype in spec.msgtypes]
@@ -94,11 +114,33 @@ class EstimatorNode(Node):
 
     def _setup(self) -> tuple[Any, LiveEstimator]:
         """The parameters -> (config, live estimator with its model); shared with the managed node."""
-        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+        params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()
+                  if name not in self._in_force}
         config, model = estimator_setup(params, installed_model_dir())
         clock = self.get_clock()
         live = LiveEstimator(config, model, wall_ns=lambda: clock.now().nanoseconds, node_name=self.get_name())
         return config, live
+
+    def _declare_in_force(self) -> None:
+        """Declare each config key not given as a parameter with the value in force (``ros2 param get``)."""
+        for name, value in parameters_in_force(self.config).items():
+            if not self.has_parameter(name):
+                self.declare_parameter(name, value)
+                self._in_force.add(name)
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse a runtime change of a key the estimator read at start: it would change nothing."""
+        ours = [p.name for p in parameters if not p.name.startswith(ROS_ONLY_PARAMETERS)]
+        if ours and not self._accepts_parameters():
+            return SetParametersResult(successful=False, reason=runtime_set_refusal(
+                ours[0], self.get_name(), self._parameters_read_at))
+        self._in_force.difference_update(ours)  # the user's now: read at the next configure
+        return SetParametersResult(successful=True)
+
+    _parameters_read_at = "at start"
+
+    def _accepts_parameters(self) -> bool:
+        return False
 
     def _subscribe(self, spec: Input, msgtype: str) -> Any:
         def callback(data: bytes) -> None:
@@ -148,10 +190,15 @@ def _lifecycle_node_class() -> type:
         _subscribe = EstimatorNode._subscribe
         _publish = EstimatorNode._publish
         _reset = EstimatorNode._reset
+        _declare_in_force = EstimatorNode._declare_in_force
+        _on_set_parameters = EstimatorNode._on_set_parameters
+        _parameters_read_at = "at configure"
 
         def __init__(self) -> None:
             super().__init__("estimator_node", allow_undeclared_parameters=True,
                              automatically_declare_parameters_from_overrides=True)
+            self._in_force: set[str] = set()
+            self.add_on_set_parameters_callback(self._on_set_parameters)
             self.live_ready = False
             self._topic_publishers = {}
             self._input_subscriptions: list[Any] = []
@@ -164,6 +211,7 @@ def _lifecycle_node_class() -> type:
             except (ConfigError, ModelError) as error:
                 self.get_logger().error(f"configure failed: {error}")
                 return TransitionCallbackReturn.FAILURE
+            self._declare_in_force()
             self._topic_publishers = {
                 o.topic: self.create_lifecycle_publisher(get_message(o.msgtype), o.topic,
                                                          _qos(qos.output_profile(o.qos)))
@@ -211,31 +259,71 @@ def _lifecycle_node_class() -> type:
                 self.destroy_service(self._reset_server)
                 self._reset_server = None
 
+        def _accepts_parameters(self) -> bool:
+            return not self.live_ready  # unconfigured: read at the next configure
+
         def finish(self) -> None:
             if self.live_ready:
+                if self._input_subscriptions:  # active: the final path, as on_shutdown publishes it
+                    try:
+                        self._publish(self.live.finish())
+                    except Exception as error:
+                        self.get_logger().warning(f"final estimates not published: {error}")
                 self.live.close()
                 print(f"estimator_node: {self.live.summary()}", flush=True)
 
     return EstimatorLifecycleNode
 
 
-def _ignore_sigint() -> None:
-    """From here on the node is stopping: a further Ctrl-C is ignored (main thread only, as Python requires)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+class _Stop:
+    """SIGINT/SIGTERM set a flag that :func:`_spin` reads (installed in the main thread only, as Python requires)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+
+def _init(args: list[str] | None) -> _Stop:
+    """rclpy without its signal handlers (they shut the context down before the final publication), and ours."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    return _Stop()
+
+
+def _spin(node: Any, stop: _Stop) -> None:
+    """rclpy.spin until a signal (or a shutdown) stops it."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while stop.signal is None and executor.context.ok():
+            executor.spin_once(timeout_sec=SPIN_S)
+    finally:
+        executor.remove_node(node)
 
 
 def _close(node: Any, last_words: Callable[[Any], None] | None = None) -> None:
-    """Shut a node down after spin, however spin ended; a second SIGINT cannot interrupt it."""
-    try:
-        _ignore_sigint()
-        if node is not None:
-            if last_words is not None:
-                last_words(node)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    except (KeyboardInterrupt, ExternalShutdownException):  # one that landed before SIGINT was ignored
-        pass
+    """Shut a node down after spin, however spin ended: its last words, destroy_node, rclpy's shutdown.
+
+    Each step runs whatever the one before did: an interrupt or an error in one (reported on one
+    line) does not skip the next.
+    """
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    if node is not None:
+        if last_words is not None:
+            steps.append(("the summary", lambda: last_words(node)))
+        steps.append(("destroy_node", node.destroy_node))
+    steps.append(("shutdown", rclpy.try_shutdown))
+    for what, step in steps:
+        try:
+            step()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception as error:  # noqa: BLE001 - on the way out: say what failed, then go on
+            print(f"warning: {what} failed while stopping: {error}", file=sys.stderr, flush=True)
 
 
 def estimator_node(args: list[str] | None = None) -> int:
@@ -243,12 +331,12 @@ def estimator_node(args: list[str] | None = None) -> int:
     ``--lifecycle`` (before ``--ros-args``) the managed node, which waits for configure and activate."""
     argv = list(sys.argv if args is None else args)
     managed = LIFECYCLE_FLAG in remove_ros_args(argv)
-    rclpy.init(args=[a for a in argv if a != LIFECYCLE_FLAG])
+    stop = _init([a for a in argv if a != LIFECYCLE_FLAG])
     node = None
     code = 0
     try:
         node = _lifecycle_node_class()() if managed else EstimatorNode()
-        rclpy.spin(node)
+        _spin(node, stop)
     except (ConfigError, ModelError) as error:
         print(f"estimator_node: error: {error}", file=sys.stderr)
         code = 2
@@ -290,12 +378,12 @@ class TrainerNode(Node):
 
 def trainer_node(args: list[str] | None = None) -> int:
     """Console script ``trainer_node`` (``ros2 run tactile_estimator trainer_node``)."""
-    rclpy.init(args=args)
+    stop = _init(args)
     node = None
     code = 0
     try:
         node = TrainerNode()
-        rclpy.spin(node)
+        _spin(node, stop)
     except (ConfigError, ModelError, DatasetError, bags.BagError, TrainingError) as error:
         print(f"trainer_node: error: {error}", file=sys.stderr)
         code = 2

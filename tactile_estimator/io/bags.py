@@ -23,7 +23,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Literal
 
-from rosbags.interfaces import Connection, ConnectionExtRosbag2
+from rosbags.interfaces import (
+    Connection,
+    ConnectionExtRosbag2,
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
@@ -404,6 +413,17 @@ def _read_messages(
 
 
 # ------------------------------------------------------------------------------------------ writing
+_INFINITE = QosTime(9223372036, 854775807)  # RMW_DURATION_INFINITE, as rosbag2 writes it
+
+
+def latched_qos(depth: int = 1) -> Qos:
+    """The offered QoS of a latched topic (reliable, transient local, keep last ``depth``), as rosbag2
+    records it for ``/tf_static`` from tf2's static broadcaster. ``ros2 bag play`` offers what the bag
+    says, so a transient-local subscriber started before the play still matches and gets the message."""
+    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+               _INFINITE, _INFINITE, QosLiveliness.AUTOMATIC, _INFINITE, False)
+
+
 
 
 class BagWriter:
@@ -411,8 +431,10 @@ class BagWriter:
 
     Messages go into ``<path>.partial/`` first; a clean exit renames the finished bag to ``path``,
     an exception removes the partial one, so a crash never leaves a half bag that looks whole.
-    Connections are created on the first message of each topic. An MCAP bag carries real CRC-32s
-    (:func:`write_mcap_crcs`), so a reader finds a flipped bit instead of playing it.
+    Connections are created on the first message of each topic, with the offered QoS profiles of
+    ``offered_qos`` (by topic; a topic not there gets none, and ``ros2 bag play`` offers its default,
+    reliable and volatile). An MCAP bag carries real CRC-32s (:func:`write_mcap_crcs`), so a reader
+    finds a flipped bit instead of playing it.
     """
 
     def __init__(
@@ -422,6 +444,7 @@ class BagWriter:
         *,
         overwrite: bool = False,
         typestore: Typestore = TYPESTORE,
+        offered_qos: dict[str, list[Qos]] | None = None,
     ) -> None:
         if storage not in _STORAGE_PLUGINS:
             raise BagError(f"bag {path}: storage {storage!r} is not one of {', '.join(_STORAGE_PLUGINS)}")
@@ -429,6 +452,7 @@ class BagWriter:
         self.storage = storage
         self.overwrite = overwrite
         self.typestore = typestore
+        self.offered_qos = dict(offered_qos or {})
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.message_count = 0
         self._writer: Writer | None = None
@@ -467,8 +491,10 @@ class BagWriter:
             ) from exc
         self.write_raw(topic, msgtype, stamp_ns, data)
 
-    def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes | memoryview) -> None:
-        """Write already serialised CDR bytes (copying a bag needs no deserialisation)."""
+    def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes | memoryview,
+                  offered_qos: list[Qos] | None = None) -> None:
+        """Write already serialised CDR bytes (copying a bag needs no deserialisation); ``offered_qos``:
+        the topic's profiles where its connection is new and the writer's ``offered_qos`` has none."""
         if self._writer is None:
             raise BagError(f"bag {self.path} is not open for writing; use BagWriter as a context manager")
         if stamp_ns < 0:
@@ -477,7 +503,9 @@ class BagWriter:
         if conn is None:
             if msgtype not in self.typestore.types:
                 raise BagError(f"bag {self.path}: message type {msgtype} for {topic} is unknown to the typestore")
-            conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            profiles = self.offered_qos.get(topic, offered_qos or [])
+            conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore,
+                                               offered_qos_profiles=profiles)
             self._connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise BagError(f"bag {self.path}: topic {topic} was written as {conn.msgtype}, not {msgtype}")
@@ -624,17 +652,17 @@ def copy_bag_with(
     extras = sorted(extra, key=lambda item: int(item[2]))
     stats = ReadStats()
 
-    source: Iterator[tuple[int, int, tuple[str, str, Any], bool]] = (
-        (int(t), 0, (conn.topic, conn.msgtype, raw), True)
+    source: Iterator[tuple[int, int, tuple[str, str, Any], Connection | None]] = (
+        (int(t), 0, (conn.topic, conn.msgtype, raw), conn)
         for conn, t, raw in _iter_raw(path_in, None, typestore, warn, stats)
     )
-    added: Iterator[tuple[int, int, tuple[str, str, Any], bool]] = (
-        (int(stamp), 1, (topic, msgtype, msg), False) for topic, msgtype, stamp, msg in extras
+    added: Iterator[tuple[int, int, tuple[str, str, Any], Connection | None]] = (
+        (int(stamp), 1, (topic, msgtype, msg), None) for topic, msgtype, stamp, msg in extras
     )
     with BagWriter(path_out, storage, overwrite=overwrite, typestore=typestore) as out:
-        for stamp, _, (topic, msgtype, payload), raw in heapq.merge(source, added, key=lambda item: item[:2]):
-            if raw:
-                out.write_raw(topic, msgtype, stamp, payload)
+        for stamp, _, (topic, msgtype, payload), conn in heapq.merge(source, added, key=lambda item: item[:2]):
+            if conn is not None:  # the input's offered QoS goes with its topic
+                out.write_raw(topic, msgtype, stamp, payload, list(getattr(conn.ext, "offered_qos_profiles", [])))
             else:
                 out.write(topic, msgtype, stamp, payload)
         return out.message_count

@@ -107,7 +107,9 @@ def write_run_bag(run: SimulatedRun, path: str | os.PathLike[str], storage: str 
                   topics: EstimatorConfig | None = None, jpeg_quality: int = 90, ee: str = "pose",
                   camera: CameraRenderer | None = None, camera_png: bool = True, detections: bool = True) -> None:
     """Tactile frames as CompressedImage (JPEG keeps a 300-step run near 6 MB), poses as PoseStamped,
-    detections as PoseWithCovarianceStamped, the object's shape as a JSON String.
+    detections as PoseWithCovarianceStamped, the object's shape as a JSON String. ``/object_info`` and
+    ``/tf_static`` carry offered QoS profiles (reliable, transient local), so a plain ``ros2 bag play``
+    publishes them latched.
 
     The bag appears at ``path`` only when it was written whole (bags.BagWriter); a write that fails
     (a full disk) leaves nothing there and raises an OutputError naming the bag. ``ee``: the end-effector
@@ -142,7 +144,9 @@ def write_run_bag(run: SimulatedRun, path: str | os.PathLike[str], storage: str 
                  messages.pose_stamped_msg(s.stamp_ns, s.pose, frames.world)) for s in run.ee_ground_truth]
     records.sort(key=lambda r: r[2])  # stable: records of one stamp keep their order
     try:
-        with bags.BagWriter(path, storage) as writer:
+        # latched, as play's publishers and tf2's static broadcaster offer them: ros2 bag play offers what the bag says
+        latched = {t.object_info: [bags.latched_qos()], t.tf_static: [bags.latched_qos()]}
+        with bags.BagWriter(path, storage, offered_qos=latched) as writer:
             for topic, msgtype, stamp, msg in records:
                 writer.write(topic, msgtype, stamp, msg)
     except OSError as error:
