@@ -189,9 +189,11 @@ def test_rclpys_sigint_handler_is_back_after_the_trainers_stop_request() -> None
 def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> None:
     """estimator_node --lifecycle: nothing before configure; configure loads; activate subscribes and
     estimates; deactivate stops publishing; a bad parameter fails configure and leaves it unconfigured."""
-    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
 
     from tactile_estimator.adapters.ros_nodes import _lifecycle_node_class
+
+    success, failure = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
     rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"])
     try:
@@ -200,12 +202,12 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
         got: list[PoseWithCovarianceStamped] = []
         peer.create_subscription(PoseWithCovarianceStamped, "/estimator_node/object_pose", got.append, 10)
         assert not node.live_ready and node.count_subscribers("/ee_pose") == 0
-        assert node.trigger_configure().value == State.PRIMARY_STATE_INACTIVE and node.live_ready
+        assert node.trigger_configure() == success and node.live_ready
         assert node.count_publishers("/estimator_node/object_pose") == 1
         (refused,) = node.set_parameters([rclpy.parameter.Parameter("backend", value="batch_gn")])
         assert not refused.successful and "read at configure" in refused.reason  # configured: too late
         assert node.count_subscribers("/ee_pose") == 0  # configured, not yet listening
-        assert node.trigger_activate().value == State.PRIMARY_STATE_ACTIVE
+        assert node.trigger_activate() == success
         assert node.count_subscribers("/ee_pose") == 1
 
         publishers = {}
@@ -226,7 +228,7 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
             rclpy.spin_once(peer, timeout_sec=0.01)
         assert len(got) >= 100
 
-        assert node.trigger_deactivate().value == State.PRIMARY_STATE_INACTIVE
+        assert node.trigger_deactivate() == success
         assert node.count_subscribers("/ee_pose") == 0
         steps, before = len(node.live.estimator.steps), len(got)
         for message in bags.read_messages(rect_bag, ["/ee_pose"]):
@@ -236,13 +238,13 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
             rclpy.spin_once(node, timeout_sec=0.01)
             rclpy.spin_once(peer, timeout_sec=0.01)
         assert len(got) == before and len(node.live.estimator.steps) == steps
-        assert node.trigger_cleanup().value == State.PRIMARY_STATE_UNCONFIGURED and not node.live_ready
+        assert node.trigger_cleanup() == success and not node.live_ready
         node.destroy_node()
 
         node = _lifecycle_node_class()()
         (result,) = node.set_parameters([rclpy.parameter.Parameter("backend", value="quantum")])
         assert result.successful  # unconfigured: taken, for the configure that follows
-        assert node.trigger_configure().value == State.PRIMARY_STATE_UNCONFIGURED
+        assert node.trigger_configure() == failure and not node.live_ready
         node.destroy_node()
     finally:
         rclpy.shutdown()

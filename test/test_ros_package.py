@@ -74,19 +74,26 @@ def test_the_nodes_shadow_none_of_rclpy_nodes_attributes() -> None:
     assert not methods & (RCLPY_NODE_PRIVATE_METHODS | RCLPY_NODE_PRIVATE_ATTRIBUTES)
 
 
-def test_spin_ends_in_one_teardown_that_ignores_a_second_sigint() -> None:
-    """Both entry points leave spin through _close, whose first act is to ignore SIGINT."""
+def test_spin_ends_in_one_teardown_whose_steps_each_run() -> None:
+    """Both entry points start rclpy without its signal handlers (_init), spin until our flag (_spin) and
+    leave through _close, which runs each of its steps under its own guard: an interrupt in the summary
+    cannot skip destroy_node or the shutdown."""
     tree = ast.parse(NODES.read_text())
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     for name in ("estimator_node", "trainer_node"):
+        calls = {ast.unparse(n.func) for n in ast.walk(functions[name]) if isinstance(n, ast.Call)}
+        assert {"_init", "_spin"} <= calls and "rclpy.init" not in calls and "rclpy.spin" not in calls, name
         (handler,) = [n for n in ast.walk(functions[name]) if isinstance(n, ast.Try)]
         caught = {ast.unparse(h.type) for h in handler.handlers}
         assert "(KeyboardInterrupt, ExternalShutdownException)" in caught, name
         assert [ast.unparse(s) for s in handler.finalbody][0].startswith("_close(node"), name
-    close = functions["_close"]
-    (guarded,) = [n for n in close.body if isinstance(n, ast.Try)]
-    assert ast.unparse(guarded.body[0]) == "_ignore_sigint()"
-    assert {ast.unparse(h.type) for h in guarded.handlers} == {"(KeyboardInterrupt, ExternalShutdownException)"}
+    (init,) = [n for n in ast.walk(functions["_init"])
+               if isinstance(n, ast.Call) and ast.unparse(n.func) == "rclpy.init"]
+    assert {k.arg: ast.unparse(k.value) for k in init.keywords}["signal_handler_options"] == "SignalHandlerOptions.NO"
+    (loop,) = [n for n in functions["_close"].body if isinstance(n, ast.For)]
+    (guarded,) = [n for n in loop.body if isinstance(n, ast.Try)]
+    assert ast.unparse(guarded.body[0]) == "step()"
+    assert "(KeyboardInterrupt, ExternalShutdownException)" in {ast.unparse(h.type) for h in guarded.handlers}
 
 
 # ------------------------------------------------------------------ the trainer's stop request
