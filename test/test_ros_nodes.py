@@ -195,20 +195,23 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
 
     success, failure = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
-    rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"])
+    # a topic of its own: count_subscribers counts graph-wide, and other tests' endpoints may linger
+    ee = "/managed_test/ee_pose"
+    rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}",
+                     "-p", f"topics.ee_pose:={ee}"])
     try:
         node = _lifecycle_node_class()()
         peer = Node("peer")
         got: list[PoseWithCovarianceStamped] = []
         peer.create_subscription(PoseWithCovarianceStamped, "/estimator_node/object_pose", got.append, 10)
-        assert not node.live_ready and node.count_subscribers("/ee_pose") == 0
+        assert not node.live_ready and node.count_subscribers(ee) == 0
         assert node.trigger_configure() == success and node.live_ready
         assert node.count_publishers("/estimator_node/object_pose") == 1
         (refused,) = node.set_parameters([rclpy.parameter.Parameter("backend", value="batch_gn")])
         assert not refused.successful and "read at configure" in refused.reason  # configured: too late
-        assert node.count_subscribers("/ee_pose") == 0  # configured, not yet listening
+        assert node.count_subscribers(ee) == 0  # configured, not yet listening
         assert node.trigger_activate() == success
-        assert node.count_subscribers("/ee_pose") == 1
+        assert node.count_subscribers(ee) == 1
 
         publishers = {}
         info = peer.create_publisher(String, "/object_info", rclpy.qos.QoSProfile(
@@ -217,7 +220,8 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
             info.publish(String(data=message.msg.data))
         for message in bags.read_messages(rect_bag, ["/ee_pose", "/object_detection", "/digit/image_raw/compressed"]):
             if message.topic not in publishers:
-                publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), message.topic, 100)
+                topic = ee if message.topic == "/ee_pose" else message.topic
+                publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), topic, 100)
                 time.sleep(0.2)
             publishers[message.topic].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
             rclpy.spin_once(node, timeout_sec=0.0)
@@ -229,7 +233,7 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
         assert len(got) >= 100
 
         assert node.trigger_deactivate() == success
-        assert node.count_subscribers("/ee_pose") == 0
+        assert node.count_subscribers(ee) == 0
         steps, last = len(node.live.estimator.steps), node.live.estimator.steps[-1].stamp_ns
         for message in bags.read_messages(rect_bag, ["/ee_pose"]):
             publishers["/ee_pose"].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
