@@ -195,18 +195,18 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
 
     success, failure = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
-    # a topic of its own: count_subscribers counts graph-wide, and other tests' endpoints may linger
-    ee = "/managed_test/ee_pose"
-    rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}",
-                     "-p", f"topics.ee_pose:={ee}"])
+    # a name and a topic of its own: count_* count graph-wide, and other tests' endpoints may linger
+    ee, pose = "/managed_test/ee_pose", "/managed_estimator/object_pose"
+    rclpy.init(args=["--ros-args", "-r", "__node:=managed_estimator", "-p",
+                     f"config_file:={ROOT / 'config' / 'estimator.yaml'}", "-p", f"topics.ee_pose:={ee}"])
     try:
         node = _lifecycle_node_class()()
         peer = Node("peer")
         got: list[PoseWithCovarianceStamped] = []
-        peer.create_subscription(PoseWithCovarianceStamped, "/estimator_node/object_pose", got.append, 10)
+        peer.create_subscription(PoseWithCovarianceStamped, pose, got.append, 10)
         assert not node.live_ready and node.count_subscribers(ee) == 0
         assert node.trigger_configure() == success and node.live_ready
-        assert node.count_publishers("/estimator_node/object_pose") == 1
+        assert node.count_publishers(pose) == 1
         (refused,) = node.set_parameters([rclpy.parameter.Parameter("backend", value="batch_gn")])
         assert not refused.successful and "read at configure" in refused.reason  # configured: too late
         assert node.count_subscribers(ee) == 0  # configured, not yet listening
