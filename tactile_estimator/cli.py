@@ -156,6 +156,12 @@ def _train_watch(args: argparse.Namespace, config: EstimatorConfig, trainer_conf
 
     if args.resume:
         raise ConfigError("--resume is implied by --watch: an interrupted round is resumed at the next start")
+    if args.once:
+        given = [flag for flag, on in (("--domain", args.domain is not None), ("--localhost", args.localhost),
+                                       ("--duration", args.duration is not None)) if on]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: --once trains once and exits without publishing on DDS; "
+                              "drop --once to publish new models on /trainer_node/model_updated")
     watch = ModelWatch(args.bags, args.out, config, trainer_config, init=args.init or None, val_paths=val,
                        progress=_say)
     if args.once:

@@ -130,3 +130,18 @@ def test_readme_is_a_users_page() -> None:
     for doc in ("docs/design.md", "docs/cli.md", "docs/results.md", "docs/training.md", "docs/ros2.md"):
         assert doc in text and (ROOT / doc).is_file()
     assert text.count("\n| set | objects |") == 1  # one results table
+
+
+def test_train_once_refuses_the_dds_flags_it_would_ignore(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--once trains and exits: it never publishes, so --domain, --localhost and --duration are refused."""
+    from tactile_estimator import cli
+
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    argv = ["train", str(bags), "--out", str(tmp_path / "out"), "--once"]
+    assert cli.main([*argv, "--domain", "7", "--localhost"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--domain, --localhost: --once trains once and exits without publishing" in err
+    assert cli.main(argv) == 0  # no bags yet: one look, nothing to train
+    assert "no new model" in capsys.readouterr().out
