@@ -204,9 +204,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from tactile_estimator import bag_info
+    from tactile_estimator.io.bags import expand_bag_paths
 
     config = load_estimator_config(args.config)
-    summaries = [bag_info.summarise(bag, config) for bag in progress(args.bags, "info", unit="bag")]
+    summaries = [bag_info.summarise(bag, config) for bag in progress(expand_bag_paths(args.bags), "info", unit="bag")]
     if args.json:
         print(bag_info.dumps(summaries))
     else:

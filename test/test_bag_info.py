@@ -136,3 +136,17 @@ def test_bad_paths_are_one_line_exit_2_without_torch(make: str, tmp_path: Path) 
     assert done.stdout.splitlines()[-2:] == ["exit 2", "torch imported: False"]
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith("tactile-estimator: error: ") and str(path) in done.stderr
+
+
+def test_a_directory_of_bags_is_each_of_its_bags(rect_bag: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """As pretrain, train and replay take it: a directory that is not a bag stands for the bags in it."""
+    import shutil
+
+    folder = tmp_path / "session"
+    folder.mkdir()
+    shutil.copytree(rect_bag, folder / "run_a")
+    shutil.copy(FIXTURES / "talker_mcap" / "talker.mcap", folder / "run_b.mcap")
+    (folder / "notes.txt").write_text("not a bag\n")
+    found = _info_json(capsys, str(folder))
+    assert [Path(i["bag"]).name for i in found] == ["run_a", "run_b.mcap"]

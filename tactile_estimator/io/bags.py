@@ -666,3 +666,20 @@ def copy_bag_with(
             else:
                 out.write(topic, msgtype, stamp, payload)
         return out.message_count
+
+
+def expand_bag_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """Bags given directly, or every bag found one level below a directory that is not itself a bag."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and not (path / "metadata.yaml").exists():
+            children = sorted(
+                p for p in path.iterdir() if (p / "metadata.yaml").exists() or p.suffix in (".mcap", ".db3")
+            )
+            if not children:
+                raise BagError(f"{path} is not a bag and holds no bags")
+            found.extend(children)
+        else:
+            found.append(resolve_bag(path))
+    return found

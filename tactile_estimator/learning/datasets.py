@@ -22,6 +22,7 @@ from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
+from tactile_estimator.io.bags import expand_bag_paths  # noqa: F401 - where the trainer's callers find it
 from tactile_estimator.metrics import interpolate_poses
 from tactile_estimator.networks.tactile import Architecture, preprocess
 from tactile_estimator.objects import Shape
@@ -44,23 +45,6 @@ class Trajectory:
     truth: np.ndarray  # (T, 3)
     in_contact: np.ndarray  # (T,) bool
     episode: np.ndarray  # (T,) int, -1 out of contact
-
-
-def expand_bag_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
-    """Bags given directly, or every bag found one level below a directory that is not itself a bag."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir() and not (path / "metadata.yaml").exists():
-            children = sorted(
-                p for p in path.iterdir() if (p / "metadata.yaml").exists() or p.suffix in (".mcap", ".db3")
-            )
-            if not children:
-                raise bags.BagError(f"{path} is not a bag and holds no bags")
-            found.extend(children)
-        else:
-            found.append(bags.resolve_bag(path))
-    return found
 
 
 def training_topics(config: EstimatorConfig) -> list[list[str]]:
