@@ -100,27 +100,11 @@ class Recording:
     camera: Track
 
 
-def _object_shape(bag: Path, config: EstimatorConfig) -> Shape:
-    """The configured shape, or the bag's object_info (as replay reads it)."""
-    if config.object.shape != "from_bag":
-        try:
-            return Shape(config.object.shape, tuple(config.object.size))
-        except ValueError as error:
-            raise ConfigError(f"object: {error}") from None
-    topic = config.topics.object_info
-    for message in bags.read_messages(bag, [topic]):
-        try:
-            return Shape.from_info(messages.object_info_from_text(message.msg.data, topic))
-        except (messages.InputRejected, ValueError) as error:
-            raise bags.BagError(f"bag {bag}: {topic} does not describe an object: {error}") from None
-    raise bags.BagError(f"bag {bag} has no {topic}; set object.shape and object.size in the config")
-
-
 def _read(bag: Path, config: EstimatorConfig) -> Recording:
     t = config.topics
     tactile = [t.tactile, t.tactile.rstrip("/") + "/compressed"]
     bags.require_topics(bag, [tactile])
-    shape = _object_shape(bag, config)
+    shape = bags.object_shape(bag, config)
     hw = (config.image_height, config.image_width)
     frames: list[tuple[int, np.ndarray]] = []
     truth: list[tuple[int, np.ndarray]] = []

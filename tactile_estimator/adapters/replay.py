@@ -26,11 +26,12 @@ from tactile_estimator import metrics
 from tactile_estimator.adapters import live
 from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.camera.stream import image_topics
-from tactile_estimator.config import ConfigError, EstimatorConfig
+from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.io import atomic, bags, messages
+from tactile_estimator.io.bags import object_shape
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.plotting import plot_replay
@@ -58,22 +59,6 @@ class ReplayResult:
     truth: tuple[np.ndarray, np.ndarray] | None = None
     graph: FactorGraph | None = None
     warnings: list[str] = field(default_factory=list)
-
-
-def object_shape(bag: Path, config: EstimatorConfig) -> Shape:
-    """The configured shape, or the one the bag records on its object_info topic."""
-    if config.object.shape != "from_bag":
-        try:
-            return Shape(config.object.shape, tuple(config.object.size))
-        except ValueError as error:
-            raise ConfigError(f"object: {error}") from None
-    topic = config.topics.object_info
-    for message in bags.read_messages(bag, [topic]):
-        try:
-            return Shape.from_info(messages.object_info_from_text(message.msg.data, topic))
-        except (messages.InputRejected, ValueError) as error:
-            raise bags.BagError(f"bag {bag}: {topic} does not describe an object: {error}") from None
-    raise bags.BagError(f"bag {bag} has no {topic}; set object.shape and object.size in the config")
 
 
 def camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> str:

@@ -36,8 +36,10 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys.store import Typestore
 
-from tactile_estimator.config import one_line, quote
+from tactile_estimator.config import ConfigError, EstimatorConfig, one_line, quote
+from tactile_estimator.io import messages
 from tactile_estimator.io.messages import TYPESTORE
+from tactile_estimator.objects import Shape
 
 Warn = Callable[[str], None]
 StorageName = Literal["mcap", "sqlite3"]
@@ -683,3 +685,19 @@ def expand_bag_paths(paths: list[str | os.PathLike[str]]) -> list[Path]:
         else:
             found.append(resolve_bag(path))
     return found
+
+
+def object_shape(bag: Path, config: EstimatorConfig) -> Shape:
+    """The configured shape, or the one the bag records on its object_info topic."""
+    if config.object.shape != "from_bag":
+        try:
+            return Shape(config.object.shape, tuple(config.object.size))
+        except ValueError as error:
+            raise ConfigError(f"object: {error}") from None
+    topic = config.topics.object_info
+    for message in read_messages(bag, [topic]):
+        try:
+            return Shape.from_info(messages.object_info_from_text(message.msg.data, topic))
+        except (messages.InputRejected, ValueError) as error:
+            raise BagError(f"bag {bag}: {topic} does not describe an object: {error}") from None
+    raise BagError(f"bag {bag} has no {topic}; set object.shape and object.size in the config")
