@@ -229,7 +229,7 @@ class CameraConfig:
     min_side_px: float = 12.0  # smaller tags are rejected
     max_reprojection_px: float = 3.0
     tf_sigmas: list[float] = field(default_factory=list)  # source tf: x, y, yaw sigmas; empty: noise.camera
-    rate_hz: float = 0.0  # live: at most this many frames a second are detected; 0: all it keeps up with
+    rate_hz: float = 5.0  # live: at most this many frames a second are detected; 0: all it keeps up with
     threaded: bool = True  # live: detect on a thread of its own, off the tactile update
 
 

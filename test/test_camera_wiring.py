@@ -162,7 +162,7 @@ def _camera_messages(run: SimulatedRun, count: int) -> tuple[object, object, lis
 
 def test_live_detects_on_its_own_thread_and_applies_on_the_next_tick(
         camera_bags: dict[str, Path], run: SimulatedRun, model: TactileModel) -> None:
-    live = _live(model)
+    live = _live(model, **{"camera.rate_hz": 0.0})  # every image (the default caps live detection at 5 Hz)
     try:
         names = {i.topic: i.feeds for i in inputs(live.config)}
         assert names[IMAGE_TOPIC] == "camera" and names[INFO_TOPIC] == "camera_info"
@@ -208,7 +208,7 @@ def test_live_images_without_camera_info_are_dropped_and_said_once(
 
 
 def test_live_bad_camera_input_is_dropped_by_reason(run: SimulatedRun, model: TactileModel) -> None:
-    live = _live(model, **{"camera.threaded": False})
+    live = _live(model, **{"camera.threaded": False, "camera.rate_hz": 0.0})  # same-stamp images, each read
     static, info, images = _camera_messages(run, 1)
     live.handle("/tf_static", messages.TF_MESSAGE, static)
     bad_info = messages.camera_info_msg(0, camera_renderer(run).info, CAMERA_FRAME)
@@ -270,3 +270,24 @@ def test_metrics_json_has_the_camera_counts(camera_bags: dict[str, Path], model:
     result = replay_bag(camera_bags["images"], config, model, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["events"]["camera_detections"] == result.metrics["events"]["camera_detections"] > 0
+
+
+def test_live_detection_is_capped_at_camera_rate_hz(camera_bags: dict[str, Path], model: TactileModel) -> None:
+    """15 Hz images, 5 Hz detected (the default): the rest are skipped before they reach the detector."""
+    live = _live(model)
+    try:
+        assert live.config.camera.rate_hz == 5.0
+        topics = [i.topic for i in inputs(live.config)]
+        images = 0
+        for m in bags.read_messages(camera_bags["images_only"], topics):
+            live.handle(m.topic, m.msgtype, m.msg)
+            if m.topic == IMAGE_TOPIC:
+                images += 1
+                assert live.wait_camera(10.0)
+                live.tick()
+        live.finish()
+        events = live.all_events()
+        tried = events["camera_detections"] + events["camera_no_tag"] + events["camera_busy_skipped"]
+        assert images >= 40 and images / 3 - 2 <= tried <= images / 3 + 2
+    finally:
+        live.close()

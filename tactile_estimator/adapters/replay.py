@@ -74,9 +74,12 @@ def camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) ->
 
 
 def with_camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> EstimatorConfig:
+    """The config a bag is read with: its camera source chosen, and every camera image detected
+    (``camera.rate_hz`` caps live detection only, where the tactile update shares the cores)."""
     source = camera_source(config, topics)
-    return config if source == config.camera.source else \
-        dataclasses.replace(config, camera=dataclasses.replace(config.camera, source=source))
+    if source == config.camera.source and config.camera.rate_hz == 0.0:
+        return config
+    return dataclasses.replace(config, camera=dataclasses.replace(config.camera, source=source, rate_hz=0.0))
 
 
 def required_topics(config: EstimatorConfig) -> list[list[str]]:
