@@ -362,3 +362,38 @@ def test_a_bag_played_twice_from_tf_then_set_pose_and_reset_over_dds(
     restarts = [line for line in warnings if "the clock went back" in line]
     assert len(restarts) == 1 and "new graph started; the previous one had" in restarts[0], warnings
     assert len(warnings) <= 5, warnings
+
+
+def test_camera_images_over_dds_become_the_object_prior(
+    rect_run: SimulatedRun, env: dict[str, str], domain: int, procs: list[Proc], tmp_path: Path
+) -> None:
+    """A bag with the camera's images and CameraInfo but no detection topic, played over DDS into
+    run with the shipped parameters: the images are detected live (on their own thread) and the
+    object is estimated from them, near its ground truth."""
+    from tactile_estimator.sim.recording import camera_renderer, write_run_bag
+
+    bag = tmp_path / "images_only"
+    write_run_bag(rect_run, bag, camera=camera_renderer(rect_run), detections=False)
+    assert "/object_detection" not in bags.bag_info(bag)
+    checker = Checker(domain)
+    try:
+        run = Proc(_run_args(domain, _deep_image_queue(tmp_path)), env, tmp_path / "run.err")
+        procs.append(run)
+        run.wait_for_line("listening on DDS domain", STARTUP_S, checker.pump)
+        play = Proc(["play", str(bag), "--transport", "dds", "--domain", str(domain), "--rate", "1.0",
+                     "--wait-for", "/digit/image_raw/compressed", "--wait-for", "/camera/image_raw/compressed",
+                     "--delay", "0.5"], env, tmp_path / "play.err")
+        procs.append(play)
+        play.wait_for_line("play done", STARTUP_S, checker.pump)
+        assert play.popen.wait(10) == 0
+        checker.pump(1.0)
+        assert run.stop(signal.SIGINT) == 0
+        summary = run.wait_for_line("run stopped by SIGINT", 5)
+    finally:
+        checker.bus.close()
+    live = checker.got[POSE_TOPIC]
+    assert len(live) >= 0.5 * len(rect_run.tactile), summary
+    truth = {s.stamp_ns: np.asarray(s.pose) for s in rect_run.ground_truth}
+    errors = [np.hypot(m.pose.pose.position.x - truth[t][0], m.pose.pose.position.y - truth[t][1])
+              for m in live if (t := messages.stamp_to_ns(m.header.stamp)) in truth]
+    assert len(errors) >= 0.5 * len(rect_run.tactile) and np.median(errors) < 0.005, summary
