@@ -53,6 +53,36 @@ class Transform:
         conjugate = self.rotation * np.array([-1.0, -1.0, -1.0, 1.0])
         return Transform(-_rotate(conjugate, self.translation), conjugate)
 
+    def matrix(self) -> np.ndarray:
+        """The 4x4 homogeneous matrix."""
+        x, y, z, w = (float(v) for v in self.rotation)
+        T = np.eye(4)
+        T[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+        T[:3, 3] = np.asarray(self.translation, dtype=float)
+        return T
+
+    @staticmethod
+    def from_matrix(T: np.ndarray) -> Transform:
+        """A 4x4 homogeneous matrix's transform (its rotation's quaternion by Shepperd's method)."""
+        R = np.asarray(T, dtype=float)[:3, :3]
+        trace = float(np.trace(R))
+        if trace > 0.0:
+            w = math.sqrt(1.0 + trace) / 2.0
+            q = np.array([(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w),
+                          (R[1, 0] - R[0, 1]) / (4 * w), w])
+        else:
+            i = int(np.argmax(np.diag(R)))
+            j, k = (i + 1) % 3, (i + 2) % 3
+            r = math.sqrt(max(0.0, 1.0 + R[i, i] - R[j, j] - R[k, k]))
+            q = np.zeros(4)
+            q[i] = r / 2.0
+            q[j] = (R[j, i] + R[i, j]) / (2 * r)
+            q[k] = (R[k, i] + R[i, k]) / (2 * r)
+            q[3] = (R[k, j] - R[j, k]) / (2 * r)
+        return Transform(np.array(np.asarray(T, dtype=float)[:3, 3]), _normalised(q))
+
     def planar(self) -> tuple[np.ndarray, float]:
         """(x, y, yaw) and the tilt of the child's z axis from the parent's (rad)."""
         x, y, z, w = self.rotation

@@ -151,10 +151,10 @@ def _camera_messages(run: SimulatedRun, count: int) -> tuple[object, object, lis
     renderer = camera_renderer(run)
     frames = render_run(run, renderer, 15.0)[:count]
     T = renderer.world_T_camera
-    from tactile_estimator.sim.recording import _rotation_quaternion
+    from tactile_estimator.tf_buffer import Transform
 
     static = messages.tf_message([StampedTransform("world", CAMERA_FRAME, 0, T[:3, 3].copy(),
-                                                   _rotation_quaternion(T[:3, :3]))])
+                                                   Transform.from_matrix(T).rotation)])
     info = messages.camera_info_msg(frames[0].stamp_ns, renderer.info, CAMERA_FRAME)
     images = [messages.mono8_image_msg(f.stamp_ns, f.image, CAMERA_FRAME)[1] for f in frames]
     return static, info, images
@@ -243,15 +243,15 @@ def test_apriltag_ros_tag_frames_become_detections(run: SimulatedRun, model: Tac
     assert {i.topic for i in inputs(live.config)} >= {"/tf", "/tf_static"}
     renderer = camera_renderer(run)
     from tactile_estimator.camera.model import inverse, planar
-    from tactile_estimator.sim.recording import _rotation_quaternion
+    from tactile_estimator.tf_buffer import Transform
 
     T = renderer.world_T_camera
     live.handle("/tf_static", messages.TF_MESSAGE, messages.tf_message(
-        [StampedTransform("world", CAMERA_FRAME, 0, T[:3, 3].copy(), _rotation_quaternion(T[:3, :3]))]))
+        [StampedTransform("world", CAMERA_FRAME, 0, T[:3, 3].copy(), Transform.from_matrix(T).rotation)]))
     truth = run.ground_truth[10]
     camera_T_tag = inverse(T) @ planar(truth.pose) @ renderer.options.mount.object_T_tag
     tag = StampedTransform(CAMERA_FRAME, "tag36h11:0", truth.stamp_ns, camera_T_tag[:3, 3].copy(),
-                           _rotation_quaternion(camera_T_tag[:3, :3]))
+                           Transform.from_matrix(camera_T_tag).rotation)
     outcome = live.router.camera.transform(tag, static=False)
     np.testing.assert_allclose(outcome.detection.pose, truth.pose, atol=1e-6)
     np.testing.assert_allclose(np.sqrt(np.diag(outcome.detection.covariance)), live.config.noise.camera)
@@ -260,7 +260,7 @@ def test_apriltag_ros_tag_frames_become_detections(run: SimulatedRun, model: Tac
     # another id's frame is not the object
     live.handle("/tf", messages.TF_MESSAGE, messages.tf_message([StampedTransform(
         CAMERA_FRAME, "tag36h11:5", truth.stamp_ns + 10**8, camera_T_tag[:3, 3].copy(),
-        _rotation_quaternion(camera_T_tag[:3, :3]))]))
+        Transform.from_matrix(camera_T_tag).rotation)]))
     assert live.all_events()["camera_detections"] == 1
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tactile_estimator.camera.apriltag import AprilTagDetector, DetectorOptions, TagMount
-from tactile_estimator.camera.model import CameraInfo, transform
+from tactile_estimator.camera.model import CameraInfo
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.io import messages
 from tactile_estimator.records import CameraDetection
@@ -47,11 +47,7 @@ def image_topics(config: EstimatorConfig) -> list[str]:
 
 def matrix(translation: np.ndarray, q: np.ndarray) -> np.ndarray:
     """4x4 of a translation and a unit quaternion (x, y, z, w)."""
-    x, y, z, w = (float(v) for v in q)
-    R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                  [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                  [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-    return transform(R, np.asarray(translation, dtype=float))
+    return Transform(np.asarray(translation, dtype=float), np.asarray(q, dtype=float)).matrix()
 
 
 def mount(config: EstimatorConfig) -> TagMount:

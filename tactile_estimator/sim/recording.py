@@ -49,24 +49,6 @@ def camera_renderer(run: SimulatedRun, options: CameraOptions | None = None) -> 
     return CameraRenderer(options, np.random.default_rng(np.random.SeedSequence([seed, CAMERA_STREAM])))
 
 
-def _rotation_quaternion(R: np.ndarray) -> np.ndarray:
-    """(x, y, z, w) of a rotation matrix (Shepperd's method)."""
-    trace = float(np.trace(R))
-    if trace > 0.0:
-        w = math.sqrt(1.0 + trace) / 2.0
-        q = np.array([(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w), w])
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        r = math.sqrt(max(0.0, 1.0 + R[i, i] - R[j, j] - R[k, k]))
-        q = np.zeros(4)
-        q[i] = r / 2.0
-        q[j] = (R[j, i] + R[i, j]) / (2 * r)
-        q[k] = (R[k, i] + R[i, k]) / (2 * r)
-        q[3] = (R[k, j] - R[j, k]) / (2 * r)
-    return q / np.linalg.norm(q)
-
-
 def camera_records(run: SimulatedRun, renderer: CameraRenderer, config: EstimatorConfig, png: bool = True,
                    rate_hz: float = CAMERA_RATE_HZ) -> tuple[list[tuple[str, str, int, object]], StampedTransform]:
     """The camera's images and CameraInfos at ``rate_hz``, and its pose in world for /tf_static."""
@@ -81,8 +63,9 @@ def camera_records(run: SimulatedRun, renderer: CameraRenderer, config: Estimato
         records.append((topic, msgtype, frame.stamp_ns, msg))
     T = renderer.world_T_camera
     first = min(f.stamp_ns for f in run.tactile)
-    pose = StampedTransform(config.frames.world.lstrip("/"), CAMERA_FRAME, first - 1, np.array(T[:3, 3], dtype=float),
-                            _rotation_quaternion(T[:3, :3]))
+    camera = Transform.from_matrix(T)
+    pose = StampedTransform(config.frames.world.lstrip("/"), CAMERA_FRAME, first - 1, camera.translation,
+                            camera.rotation)
     return records, pose
 
 
