@@ -17,13 +17,11 @@ import argparse
 import math
 
 from benchmarks import seeds
+from benchmarks.accuracy import run_set
 from benchmarks.common import CACHE, append_results, simulated_bags
 from benchmarks.training import SHAPES, test_rmse
 
-# name: (cache directory, first seed, runs per shape)
-HELDOUT_SETS = {"heldout": ("accuracy-heldout", seeds.HELDOUT_SEED, seeds.HELDOUT_RUNS_PER_SHAPE),
-                "fresh-heldout": ("accuracy-heldout2", seeds.FRESH_HELDOUT_SEED, seeds.FRESH_HELDOUT_RUNS_PER_SHAPE),
-                "third-heldout": ("accuracy-heldout3", seeds.THIRD_HELDOUT_SEED, seeds.THIRD_HELDOUT_RUNS_PER_SHAPE)}
+HELDOUT_SETS = ("heldout", "fresh-heldout", "third-heldout")  # benchmarks.accuracy's sets of those names
 
 
 def main() -> None:
@@ -63,8 +61,8 @@ def main() -> None:
 
 
 def heldout(args: argparse.Namespace, models) -> None:
-    cache, first_seed, runs_per_shape = HELDOUT_SETS[args.seeds]
-    bags = simulated_bags(cache, list(seeds.SHAPES), runs_per_shape, seeds.STEPS, first_seed)
+    runs = run_set(args.seeds, None, seeds.STEPS)
+    bags, first_seed = runs.bags, runs.seed
     touch = [b for b in bags if "_disc_" not in b.name]  # rotation targets: a disc's spin is invisible to touch
     lines = ["| method | camera final mm / deg | tactile-only final mm / deg | tactile-only online mm / deg | "
              "tactile-only rect+ellipse final deg |", "| --- | --- | --- | --- | --- |"]
