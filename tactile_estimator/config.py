@@ -23,7 +23,9 @@ from typing import Any, get_type_hints
 
 import yaml
 
-FACTOR_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera", "first_pose")
+from tactile_estimator.factors import FAMILIES
+
+FACTOR_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.switchable)
 
 
 MAX_FINAL_ITERATIONS = 100  # the end-of-bag re-solve converges in a few; 1e6 ran for minutes

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from tactile_estimator import geometry as se2
-from tactile_estimator.backends import Backend, BackendError, make_backend
+from tactile_estimator.backends import Backend, BackendError, make_backend, solve_batch
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
-from tactile_estimator.factors import Factor, Key, ObjectModel
+from tactile_estimator.factors import Factor, Key, ObjectModel, ee_key, object_key
 from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import symmetry
 from tactile_estimator.graph import FactorGraph
@@ -66,14 +66,6 @@ def _retire_from_collector() -> None:
     """
     gc.collect(1)
     gc.freeze()
-
-
-def object_key(k: int) -> Key:
-    return ("o", k)
-
-
-def ee_key(k: int) -> Key:
-    return ("e", k)
 
 
 def family_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> np.ndarray:
@@ -524,10 +516,9 @@ class Estimator:
         if self.events.get("reinitialised") or not self.graph.factors:
             return values
         try:
-            backend = make_backend("isam2", relinearize_threshold=0.0)
-            backend.add(self.graph.factors, {k: values[k] for k in self.graph.initial})
-            backend.refine(iterations - 1)
-            values.update(backend.estimate())
+            keys = list(self.graph.initial)
+            solved = solve_batch("isam2", [(self.graph.factors, {k: values[k] for k in keys})], [keys], iterations)
+            values.update(zip(keys, solved[0].values, strict=True))
         except (BackendError, KeyError) as error:
             log.warning("final re-solve failed (%s); the trajectory is the online solver's", error)
         return values

@@ -179,7 +179,7 @@ def test_converged_trajectory_is_the_graphs_batch_optimum(rect_run: SimulatedRun
     import gtsam
 
     from tactile_estimator.backends.isam2 import gtsam_key, pose_array, to_gtsam
-    from tactile_estimator.estimator import object_key
+    from tactile_estimator.factors import object_key
 
     estimator = make(rect_run, model)
     feed_interleaved(estimator, rect_run)

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tactile_estimator.backends import BackendError
-from tactile_estimator.factors import Factor, Key, torch_forms
+from tactile_estimator.backends import BackendError, BatchSolution, Graph
+from tactile_estimator.factors import Factor, Key, key_order, torch_forms
 
 Tensor = torch.Tensor
-Graph = tuple[Sequence[Factor], dict[Key, np.ndarray]]
 BACKTRACK_HALVINGS = 4  # a Gauss-Newton step that raises the cost is halved up to this many times
 _FIXED_WEIGHT = 1e12  # diagonal added to held variables: their step is ~0, then set to exactly 0
 JACOBIAN_PATHS = ("auto", "analytic", "autodiff")
@@ -50,10 +49,6 @@ def jacobian_function(family: str, factors: int, jacobians: str = "auto") -> Cal
     if jacobians == "autodiff" or (jacobians == "auto" and threshold is not None and factors >= threshold):
         return torch_forms.AUTODIFF_JACOBIANS[family]
     return torch_forms.JACOBIANS[family]
-
-
-def _key_order(key: Key) -> tuple[int, int]:
-    return key[1], 0 if key[0] == "o" else 1
 
 
 @dataclass
@@ -96,7 +91,7 @@ class Problem:
         self.keys: list[list[Key]] = []
         index_of: list[dict[Key, int]] = []
         for b, (factors, initial) in enumerate(graphs):
-            keys = sorted({k for f in factors for k in f.keys} | set(initial), key=_key_order)
+            keys = sorted({k for f in factors for k in f.keys} | set(initial), key=key_order)
             missing = [k for k in keys if k not in initial]
             if missing:
                 self.reasons[b] = f"no initial value for {missing[0]}"
@@ -457,3 +452,25 @@ class GaussNewtonBackend:
         samples = problem.sample(problem.factorize(), n, generator)[0].cpu().numpy()  # (n, V, 3)
         index = {k: i for i, k in enumerate(problem.keys[0])}
         return samples[:, [index[k] for k in keys]]
+
+
+def solve_batch(graphs: Sequence[Graph], keys: Sequence[Sequence[Key]], iterations: int, samples: int = 0,
+                seeds: Sequence[int] = (), device: str = "cpu") -> list[BatchSolution]:
+    """backends.solve_batch by one batched Problem over all graphs; graph b's samples come from its own
+    generator, so they do not depend on its batch-mates."""
+    problem = Problem(list(graphs), device)
+    report = problem.solve(iterations=iterations)
+    for b, reason in enumerate(report.reasons):
+        if reason is not None:
+            raise BackendError(reason, graph=b)
+    drawn = None
+    if samples:
+        generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        drawn = problem.sample(problem.factorize(), samples, generators).cpu().numpy()
+    out = []
+    for b, wanted in enumerate(keys):
+        index = {k: i for i, k in enumerate(problem.keys[b])}
+        order = [index[k] for k in wanted]
+        out.append(BatchSolution(problem.values[b, order].cpu().numpy().copy(),
+                                 None if drawn is None else drawn[b][:, order].copy()))
+    return out

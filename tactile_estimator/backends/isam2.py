@@ -19,7 +19,7 @@ import gtsam
 import numpy as np
 
 from tactile_estimator import geometry as se2
-from tactile_estimator.backends import BackendError
+from tactile_estimator.backends import BackendError, BatchSolution, Graph
 from tactile_estimator.factors import Factor, Key
 from tactile_estimator.objects import foot_point
 
@@ -228,3 +228,21 @@ class Isam2Backend:
 
     def factor_count(self) -> int:
         return self._isam.getFactorsUnsafe().size()
+
+
+def solve_batch(graphs: Sequence[Graph], keys: Sequence[Sequence[Key]], iterations: int, samples: int = 0,
+                seeds: Sequence[int] = ()) -> list[BatchSolution]:
+    """backends.solve_batch by a fresh iSAM2 per graph with relinearization threshold 0: its first
+    update is one Gauss-Newton iteration over every factor, each further update one more."""
+    out = []
+    for b, ((factors, initial), wanted) in enumerate(zip(graphs, keys, strict=True)):
+        try:
+            backend = Isam2Backend(relinearize_threshold=0.0)
+            backend.add(factors, initial)
+            backend.refine(iterations - 1)
+            solved = backend.estimate(wanted)
+            drawn = backend.sample(samples, wanted, np.random.default_rng(seeds[b])) if samples else None
+        except BackendError as error:
+            raise BackendError(str(error), graph=b) from error
+        out.append(BatchSolution(np.stack([solved[k] for k in wanted]), drawn))
+    return out

@@ -17,6 +17,20 @@ import numpy as np
 from tactile_estimator import geometry as se2
 
 Key = tuple[str, int]  # ("o", k) object pose at step k, ("e", k) end-effector pose at step k
+
+
+def object_key(k: int) -> Key:
+    return ("o", k)
+
+
+def ee_key(k: int) -> Key:
+    return ("e", k)
+
+
+def key_order(key: Key) -> tuple[int, int]:
+    """The order of every pose in a solve: by step, the object's before the end-effector's."""
+    return key[1], 0 if key[0] == "o" else 1
+
 ResidualFn = Callable[[Sequence[np.ndarray], np.ndarray, Any], np.ndarray]
 
 

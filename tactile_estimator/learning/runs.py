@@ -24,11 +24,10 @@ import torch
 
 from tactile_estimator.adapters.replay import object_shape, with_camera_source
 from tactile_estimator.adapters.router import StreamRouter
-from tactile_estimator.backends.gauss_newton import Problem, _key_order
-from tactile_estimator.backends.isam2 import Isam2Backend
+from tactile_estimator.backends import BackendError, solve_batch
 from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator, family_sigmas
-from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, torch_forms
+from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, key_order, torch_forms
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, require_training_topics
@@ -37,7 +36,7 @@ from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
 from tactile_estimator.progress import progress
 
-SIGMA_FAMILIES = ("tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera")
+SIGMA_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.learnable)
 # Families whose factors start from σ of their own kinds (a rectangle's corner readings, model.weights
 # .tactile_normal_corner): the learned σ scales every factor by the same ratio to its start.
 RELATIVE_FAMILIES = ("tactile_normal",)
@@ -116,7 +115,7 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
         raise DatasetError(f"bag {bag}: fewer than two usable poses on {topics.ground_truth}")
 
     values = estimator.values()
-    keys = sorted(values, key=_key_order)
+    keys = sorted(values, key=key_order)
     row = {k: i for i, k in enumerate(keys)}
     stamps = np.array([s.stamp_ns for s in estimator.steps])
     t_stamps, t_poses = np.array([t for t, _ in truth]), np.array([p for _, p in truth])
@@ -352,33 +351,14 @@ class Solution:
 def solve_runs(runs: Sequence[RunGraph], factor_lists: Sequence[list[Factor]], sampler: str, iterations: int,
                samples: int, seeds: Sequence[int]) -> list[Solution]:
     """Solve each run's graph (warm-started) and draw joint posterior samples (samples=0: none)."""
-    if sampler == "gn":
-        problem = Problem([(f, dict(zip(r.keys, r.warm, strict=True))) for r, f in zip(runs, factor_lists,
-                                                                                    strict=True)])
-        report = problem.solve(iterations=iterations)
-        for b, reason in enumerate(report.reasons):
-            if reason is not None:
-                raise DatasetError(f"run {runs[b].name}: the graph cannot be solved: {reason}")
-        drawn = None
-        if samples:
-            factor = problem.factorize()
-            drawn = problem.sample(factor, samples, [torch.Generator().manual_seed(s) for s in seeds]).numpy()
-        out = []
-        for b, run in enumerate(runs):
-            index = {k: i for i, k in enumerate(problem.keys[b])}
-            order = [index[k] for k in run.keys]
-            out.append(Solution(problem.values[b, order].numpy().copy(),
-                                None if drawn is None else drawn[b][:, order].copy()))
-        return out
-    out = []
-    for run, factors, seed in zip(runs, factor_lists, seeds, strict=True):
-        backend = Isam2Backend(relinearize_threshold=0.0)
-        backend.add(factors, dict(zip(run.keys, run.warm, strict=True)))
-        backend.refine(iterations - 1)
-        solved = backend.estimate(run.keys)
-        drawn = backend.sample(samples, run.keys, np.random.default_rng(seed)) if samples else None
-        out.append(Solution(run.values(solved), drawn))
-    return out
+    graphs = [(f, dict(zip(r.keys, r.warm, strict=True))) for r, f in zip(runs, factor_lists, strict=True)]
+    try:
+        solved = solve_batch(sampler, graphs, [r.keys for r in runs], iterations, samples, seeds)
+    except BackendError as error:
+        if error.graph is None:
+            raise
+        raise DatasetError(f"run {runs[error.graph].name}: the graph cannot be solved: {error}") from error
+    return [Solution(s.values, s.samples) for s in solved]
 
 
 def trajectory_rmse(run: RunGraph, values: np.ndarray) -> tuple[float, float, int]:
