@@ -10,7 +10,6 @@ dropped and counted by reason; the estimate goes on.
 from __future__ import annotations
 
 import bisect
-import gc
 import logging
 import math
 import time
@@ -54,18 +53,6 @@ class Step:
     in_contact: bool
     episode: int | None
     code: np.ndarray | None
-
-
-def _retire_from_collector() -> None:
-    """Collect this step's young cyclic garbage, then freeze the survivors out of the collector.
-
-    The graph keeps tens of thousands of long-lived objects (factors, closures, records). A full
-    collection walks all of them, so its pause grows with the run: measured 128 ms at 1,000 steps.
-    Frozen objects are still freed by reference counting; only cycles among them are never
-    collected, and the young collection here catches the cycles a step leaves behind.
-    """
-    gc.collect(1)
-    gc.freeze()
 
 
 def family_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> np.ndarray:
@@ -336,8 +323,6 @@ class Estimator:
             self._reinitialise(step, initial, str(error))
             values, covariance = self._solution(k)
         self._latest = values
-        if self.config.freeze_gc:
-            _retire_from_collector()
         estimate = Estimate(
             stamp_ns=frame.stamp_ns, step=k, pose=values[object_key(k)], covariance=covariance,
             in_contact=contact, ee_pose=values[ee_key(k)], update_ms=(time.perf_counter() - started) * 1e3,

@@ -15,20 +15,19 @@ from cyclonedds.topic import Topic
 from rosbags.typesys.base import Nodetype
 
 from tactile_estimator.adapters import dds
-from tactile_estimator.adapters.live import (
+from tactile_estimator.adapters.live import inputs, outputs
+from tactile_estimator.config import load_estimator_config
+from tactile_estimator.io import messages
+from tactile_estimator.io.messages import (
     DIAGNOSTIC_ARRAY,
     MARKER_ARRAY,
     TF_MESSAGE,
+    TYPESTORE,
     diagnostic_array_msg,
     diagnostic_status,
     footprint_marker_msg,
-    inputs,
-    outputs,
     tf_msg,
 )
-from tactile_estimator.config import load_estimator_config
-from tactile_estimator.io import messages
-from tactile_estimator.io.messages import TYPESTORE
 from tactile_estimator.objects import Shape
 from tactile_estimator.records import TactileFrame
 

@@ -396,3 +396,26 @@ def test_input_rejected_survives_pickling() -> None:
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.reason, copy.topic, copy.stamp_ns, str(copy)) == (err.reason, err.topic, err.stamp_ns, str(err))
     assert "\n" not in str(copy)
+
+
+def test_tf_msg_reads_back_as_the_planar_transform() -> None:
+    msg = m.tf_msg(1_500_000_007, "world", "object_estimate", [0.1, -0.2, 0.3])
+    (transform,), bad = m.tf_transforms(msg, "/tf")
+    assert bad == []
+    assert (transform.parent, transform.child, transform.stamp_ns) == ("world", "object_estimate", 1_500_000_007)
+    np.testing.assert_allclose(transform.translation, [0.1, -0.2, 0.0])
+    np.testing.assert_allclose(transform.rotation, quaternion_from_yaw(0.3))
+
+
+def test_diagnostics_and_footprint_messages() -> None:
+    from tactile_estimator.objects import Shape
+
+    array = m.diagnostic_array_msg(13, [m.diagnostic_status(m.WARN, "node: estimator", "stale", {"k": "v"})])
+    (status,) = array.status
+    assert m.stamp_to_ns(array.header.stamp) == 13 and status.level == m.WARN and status.message == "stale"
+    assert status.hardware_id == "tactile_estimator" and [(kv.key, kv.value) for kv in status.values] == [("k", "v")]
+    shape = Shape("disc", (0.05,))
+    (marker,) = m.footprint_marker_msg(15, "world", [0.0, 0.1, 0.2], shape).markers
+    assert marker.header.frame_id == "world" and marker.type == 4  # LINE_STRIP
+    assert marker.pose.position.y == 0.1 and marker.pose.orientation.z == pytest.approx(quaternion_from_yaw(0.2)[2])
+    np.testing.assert_allclose([(p.x, p.y) for p in marker.points], shape.footprint(48))

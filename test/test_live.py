@@ -69,6 +69,45 @@ def test_live_path_gives_the_replay_estimates(rect_bag: Path, model: TactileMode
     assert live.summary().startswith(f"{live.received['tactile']} tactile frames, {len(poses)} estimates")
 
 
+def test_the_live_graph_is_kept_out_of_full_garbage_collections(rect_bag: Path, model: TactileModel) -> None:
+    import gc
+
+    gc.unfreeze()
+    live = LiveEstimator(load_estimator_config(None, {"freeze_gc": False}), model)
+    _feed(live, rect_bag)
+    assert live.estimates > 100 and gc.get_freeze_count() == 0
+    live = LiveEstimator(load_estimator_config(None), model)
+    _feed(live, rect_bag)
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    # the graph's factors are tracked objects; after each estimate they sit in the permanent generation
+    assert frozen > len(live.estimator.graph.factors)
+
+
+def test_diagnostics_count_per_feed_and_per_period() -> None:
+    diagnostics = live_mod.Diagnostics("estimator_node", started=10.0)
+    for now in (10.1, 10.2):
+        diagnostics.arrived("tactile", now)
+    diagnostics.arrived("object_info", 10.3)  # counted, but not a sensor with a rate
+    diagnostics.estimated(2.0)
+    diagnostics.estimated(4.0)
+    assert diagnostics.received == {"tactile": 2, "object_info": 1} and diagnostics.estimates == 2
+    assert diagnostics.silent_for("tactile", 11.0) == pytest.approx(0.8)
+    assert diagnostics.silent_for("camera", 11.0) == pytest.approx(1.0)  # never heard of: since the start
+    values = diagnostics.estimate_values(None)
+    assert values["update_ms_max"] == "4.00" and values["estimate_age_s"] == "none"
+    msg = diagnostics.message(12.0, 7, (live_mod.OK, "tracking", {"steps": "2"}), {"tactile": ["/digit"]}, ["camera"])
+    assert [s.name for s in msg.status] == ["estimator_node: estimator"] + [
+        f"estimator_node: input {sensor}" for sensor in live_mod.SENSORS]
+    tactile = {kv.key: kv.value for kv in msg.status[1].values}
+    assert tactile == {"topics": "/digit", "rate_hz": "1.00", "messages": "2", "last_message_age_s": "1.800",
+                       "stale": "false"}
+    assert msg.status[3].level == live_mod.WARN and msg.status[3].message == "stale"
+    assert diagnostics.estimate_values(None)["update_ms_p50"] == "none"  # the next period has no updates yet
+    again = diagnostics.message(14.0, 8, (live_mod.OK, "tracking", {}), {}, [])
+    assert {kv.key: kv.value for kv in again.status[1].values}["rate_hz"] == "0.00"
+
+
 def test_inputs_wait_for_the_object_shape_and_a_changed_shape_starts_a_new_graph(
     rect_bag: Path, model: TactileModel
 ) -> None:

@@ -41,7 +41,7 @@ transports behave the same and this is what the tests exercise:
 from __future__ import annotations
 
 import dataclasses
-import functools
+import gc
 import logging
 import math
 import time
@@ -59,8 +59,19 @@ from tactile_estimator.camera.stream import DetectionWorker, Job, image_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
-from tactile_estimator.geometry import quaternion_from_yaw
 from tactile_estimator.io import messages
+from tactile_estimator.io.messages import (  # noqa: F401 - tf_msg and the type names: where callers find them
+    DIAGNOSTIC_ARRAY,
+    ERROR,
+    MARKER_ARRAY,
+    OK,
+    TF_MESSAGE,
+    WARN,
+    diagnostic_array_msg,
+    diagnostic_status,
+    footprint_marker_msg,
+    tf_msg,
+)
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.records import CameraDetection, Estimate
@@ -78,12 +89,6 @@ SET_POSE_IN = "~/set_pose"  # geometry_msgs/PoseWithCovarianceStamped: a new gra
 RESET_IN = "~/reset"  # std_msgs/Empty: a new graph (the rclpy node also serves ~/reset, std_srvs/Trigger)
 TF_OUT = "/tf"
 DIAGNOSTICS_OUT = "/diagnostics"
-
-TF_MESSAGE = messages.TF_MESSAGE
-DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
-MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
-
-OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,91 @@ SENSORS = ("tactile", "ee_pose", "camera")
 Outgoing = tuple[str, str, Any]
 
 
+def retire_from_collector() -> None:
+    """Collect this step's young cyclic garbage, then freeze the survivors out of the collector.
+
+    The graph keeps tens of thousands of long-lived objects (factors, closures, records). A full
+    collection walks all of them, so its pause grows with the run and lands on whichever update it
+    interrupts (``python -m benchmarks.solver`` measures it with and without ``freeze_gc``). Frozen
+    objects are still freed by reference counting; only cycles among them are never collected, and
+    the young collection here catches the cycles a step leaves behind. Process-wide, so it belongs
+    to the live process (one estimator, running for hours), never to a library class: a trainer
+    that builds many estimators would keep every graph's cycles.
+    """
+    gc.collect(1)
+    gc.freeze()
+
+
+class Diagnostics:
+    """The counters behind ``/diagnostics`` and the message they make.
+
+    Cumulative: messages received per input feed, estimates published and held. Per period (between
+    two messages): arrivals per sensor and the update latencies. ``message`` reports them, each sensor
+    in a status of its own, and starts the next period.
+    """
+
+    def __init__(self, node_name: str, started: float) -> None:
+        self.node_name = node_name
+        self.started = started
+        self.received: Counter[str] = Counter()
+        self.estimates = 0
+        self.held = 0
+        self._last_arrival: dict[str, float] = {}
+        self._period_arrivals: Counter[str] = Counter()
+        self._period_latency: list[float] = []
+        self._period_start = started
+
+    def arrived(self, feed: str, now: float) -> None:
+        """A message for ``feed`` (an :class:`Input`'s ``feeds``) arrived at ``now``."""
+        self.received[feed] += 1
+        if feed in SENSORS:
+            self._last_arrival[feed] = now
+            self._period_arrivals[feed] += 1
+
+    def estimated(self, update_ms: float) -> None:
+        self.estimates += 1
+        self._period_latency.append(update_ms)
+
+    def silent_for(self, sensor: str, now: float) -> float:
+        """Seconds since the sensor's last message (since the start if it never sent one)."""
+        return now - self._last_arrival.get(sensor, self.started)
+
+    def estimate_values(self, estimate_age_s: float | None) -> dict[str, str]:
+        """The estimates and this period's update latency, as the estimator status shows them."""
+        latency = np.array(self._period_latency)
+        return {
+            "estimates": str(self.estimates),
+            "held_estimates": str(self.held),
+            "estimate_age_s": f"{estimate_age_s:.3f}" if estimate_age_s is not None else "none",
+            "update_ms_p50": f"{np.percentile(latency, 50):.2f}" if latency.size else "none",
+            "update_ms_p99": f"{np.percentile(latency, 99):.2f}" if latency.size else "none",
+            "update_ms_max": f"{latency.max():.2f}" if latency.size else "none",
+        }
+
+    def message(self, now: float, stamp_ns: int, estimator: tuple[int, str, dict[str, str]],
+                topics: dict[str, list[str]], stale: list[str]) -> Any:
+        """The ``DiagnosticArray``: the estimator's status (level, text, values), then one per sensor
+        (its ``topics``, rate this period, messages, age); the next period starts at ``now``."""
+        elapsed = max(now - self._period_start, 1e-9)
+        level, text, values = estimator
+        statuses = [diagnostic_status(level, f"{self.node_name}: estimator", text, values)]
+        for sensor in SENSORS:
+            age = now - self._last_arrival[sensor] if sensor in self._last_arrival else None
+            sensor_values = {
+                "topics": ", ".join(topics.get(sensor, [])),
+                "rate_hz": f"{self._period_arrivals[sensor] / elapsed:.2f}",
+                "messages": str(self.received[sensor]),
+                "last_message_age_s": f"{age:.3f}" if age is not None else "never",
+                "stale": str(sensor in stale).lower(),
+            }
+            statuses.append(diagnostic_status(WARN if sensor in stale else OK, f"{self.node_name}: input {sensor}",
+                                              "stale" if sensor in stale else "ok", sensor_values))
+        self._period_arrivals.clear()
+        self._period_latency.clear()
+        self._period_start = now
+        return diagnostic_array_msg(stamp_ns, statuses)
+
+
 class LiveEstimator:
     """The estimator as a live node sees it: messages in, messages out, a periodic tick."""
 
@@ -273,23 +363,16 @@ class LiveEstimator:
         self._camera = camera_input(config)  # the CameraInfo and the extrinsics outlive a new graph, as /tf does
         self._worker: DetectionWorker | None = None  # started with the first camera image (camera.threaded)
         self._seed: CameraDetection | None = None  # a ~/set_pose that came before the object's shape
-        self.started = monotonic()
+        self._diagnostics = Diagnostics(node_name, monotonic())
         self.shape: Shape | None = None
         self.estimator: Estimator | None = None
         self.router: StreamRouter | None = None
         self.dropped: Counter[str] = Counter()  # drops outside the estimator, and those of graphs before a reset
         self.events: Counter[str] = Counter()
-        self.received: Counter[str] = Counter()
-        self.estimates = 0
-        self.held = 0
         self.unsupported_publishers: dict[str, tuple[str, str]] = {}
-        self._last_arrival: dict[str, float] = {}
-        self._period_arrivals: Counter[str] = Counter()
-        self._period_latency: list[float] = []
         self._last: Estimate | None = None
         self._last_at = 0.0
         self._next_diagnostics = self.started + config.live.diagnostics_period_s
-        self._last_diagnostics = self.started
         self._path_at = -math.inf
         self._path_steps = 0
         if config.object.shape != "from_bag":
@@ -307,10 +390,7 @@ class LiveEstimator:
         if spec.qos == "tf" and all(t.child_frame_id == self.config.frames.object for t in msg.transforms):
             return []  # our own estimate on /tf, or nothing
         now = self._monotonic()
-        self.received[spec.feeds] += 1
-        if spec.feeds in SENSORS:
-            self._last_arrival[spec.feeds] = now
-            self._period_arrivals[spec.feeds] += 1
+        self._diagnostics.arrived(spec.feeds, now)
         if spec.feeds == "object_info":
             self._object_info(msg, topic)
             return []
@@ -504,10 +584,11 @@ class LiveEstimator:
 
     # ---------------------------------------------------------------------------------- outputs
     def _publish(self, estimates: list[Estimate]) -> list[Outgoing]:
+        if estimates and self.config.freeze_gc:
+            retire_from_collector()  # the new steps' graph objects, before the next update can meet a full collection
         out: list[Outgoing] = []
         for estimate in estimates:
-            self.estimates += 1
-            self._period_latency.append(estimate.update_ms)
+            self._diagnostics.estimated(estimate.update_ms)
             self._last, self._last_at = estimate, self._monotonic()
             out += self._estimate_messages(estimate.stamp_ns, estimate.pose, estimate.covariance)
         if estimates:
@@ -558,7 +639,7 @@ class LiveEstimator:
         live = self.config.live
         if self._last is not None and now - self._last_at >= live.stale_after_s:
             stamp, pose, covariance = self.held_estimate(now)
-            self.held += 1
+            self._diagnostics.held += 1
             out += self._estimate_messages(stamp, pose, covariance)
         out.append((DIAGNOSTICS_OUT, DIAGNOSTIC_ARRAY, self.diagnostics(now)))
         self._next_diagnostics = max(self._next_diagnostics + live.diagnostics_period_s, now)
@@ -571,7 +652,7 @@ class LiveEstimator:
         stale = []
         for sensor in SENSORS:
             limit = live.camera_stale_after_s if sensor == "camera" else live.stale_after_s
-            if now - self._last_arrival.get(sensor, self.started) > limit:
+            if self._diagnostics.silent_for(sensor, now) > limit:
                 stale.append(sensor)
         return stale
 
@@ -591,22 +672,15 @@ class LiveEstimator:
 
     def diagnostics(self, now: float | None = None) -> Any:
         now = self._monotonic() if now is None else now
-        elapsed = max(now - self._last_diagnostics, 1e-9)
         stale = self.stale(now)
         dropped = self.all_dropped()
         estimator = self.estimator
-        latency = np.array(self._period_latency)
         held_age = now - self._last_at if self._last is not None else None
         values = {
             "object": f"{self.shape.kind} {list(self.shape.size)}" if self.shape else "unknown",
             "steps": str(len(estimator.steps)) if estimator else "0",
             "factors": str(len(estimator.graph)) if estimator else "0",
-            "estimates": str(self.estimates),
-            "held_estimates": str(self.held),
-            "estimate_age_s": f"{held_age:.3f}" if held_age is not None else "none",
-            "update_ms_p50": f"{np.percentile(latency, 50):.2f}" if latency.size else "none",
-            "update_ms_p99": f"{np.percentile(latency, 99):.2f}" if latency.size else "none",
-            "update_ms_max": f"{latency.max():.2f}" if latency.size else "none",
+            **self._diagnostics.estimate_values(held_age),
             "dropped_total": str(sum(dropped.values())),
         }
         values.update({f"dropped.{reason}": str(n) for reason, n in sorted(dropped.items())})
@@ -625,23 +699,28 @@ class LiveEstimator:
                 text += f"; holding the last estimate ({held_age:.1f} s old)"
         else:
             level, text = OK, "tracking"
-        statuses = [diagnostic_status(level, f"{self.node_name}: estimator", text, values)]
-        for sensor in SENSORS:
-            topics = [i.topic for i in self._inputs.values() if i.feeds == sensor]
-            age = now - self._last_arrival[sensor] if sensor in self._last_arrival else None
-            sensor_values = {
-                "topics": ", ".join(topics),
-                "rate_hz": f"{self._period_arrivals[sensor] / elapsed:.2f}",
-                "messages": str(self.received[sensor]),
-                "last_message_age_s": f"{age:.3f}" if age is not None else "never",
-                "stale": str(sensor in stale).lower(),
-            }
-            statuses.append(diagnostic_status(WARN if sensor in stale else OK, f"{self.node_name}: input {sensor}",
-                                              "stale" if sensor in stale else "ok", sensor_values))
-        self._period_arrivals.clear()
-        self._period_latency.clear()
-        self._last_diagnostics = now
-        return diagnostic_array_msg(self._wall_ns(), statuses)
+        topics: dict[str, list[str]] = {}
+        for spec in self._inputs.values():
+            topics.setdefault(spec.feeds, []).append(spec.topic)
+        return self._diagnostics.message(now, self._wall_ns(), (level, text, values), topics, stale)
+
+    @property
+    def started(self) -> float:
+        return self._diagnostics.started
+
+    @property
+    def received(self) -> Counter[str]:
+        """Messages received by input feed (tactile, ee_pose, camera, object_info, ...), cumulative."""
+        return self._diagnostics.received
+
+    @property
+    def estimates(self) -> int:
+        return self._diagnostics.estimates
+
+    @property
+    def held(self) -> int:
+        """How often the last estimate was republished while no new one came."""
+        return self._diagnostics.held
 
     def summary(self) -> str:
         dropped = self.all_dropped()
@@ -654,70 +733,3 @@ class LiveEstimator:
         return (f"{self.received['tactile']} tactile frames, {self.estimates} estimates, {steps} steps, "
                 f"{sum(dropped.values())} dropped{f' ({reasons})' if reasons else ''}{reloads}, "
                 f"{self._monotonic() - self.started:.1f} s")
-
-
-# --------------------------------------------------------------------------------- message builders
-
-
-def _vector3(x: float, y: float, z: float) -> Any:
-    return messages.TYPESTORE.types["geometry_msgs/msg/Vector3"](x=float(x), y=float(y), z=float(z))
-
-
-def _quaternion(theta: float) -> Any:
-    qx, qy, qz, qw = quaternion_from_yaw(float(theta))
-    return messages.TYPESTORE.types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)
-
-
-def _header(stamp_ns: int, frame_id: str) -> Any:
-    return messages.TYPESTORE.types["std_msgs/msg/Header"](stamp=messages.ns_to_stamp(stamp_ns), frame_id=frame_id)
-
-
-def tf_msg(stamp_ns: int, parent: str, child: str, pose: Any) -> Any:
-    """A ``tf2_msgs/TFMessage`` with the transform parent -> child of a planar pose."""
-    types = messages.TYPESTORE.types
-    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
-    transform = types["geometry_msgs/msg/TransformStamped"](
-        header=_header(stamp_ns, parent), child_frame_id=child,
-        transform=types["geometry_msgs/msg/Transform"](translation=_vector3(x, y, 0.0), rotation=_quaternion(theta)),
-    )
-    return types[TF_MESSAGE](transforms=[transform])
-
-
-def diagnostic_status(level: int, name: str, message: str, values: dict[str, str]) -> Any:
-    types = messages.TYPESTORE.types
-    return types["diagnostic_msgs/msg/DiagnosticStatus"](
-        level=level, name=name, message=message, hardware_id="tactile_estimator",
-        values=[types["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in values.items()],
-    )
-
-
-def diagnostic_array_msg(stamp_ns: int, statuses: list[Any]) -> Any:
-    return messages.TYPESTORE.types[DIAGNOSTIC_ARRAY](header=_header(stamp_ns, ""), status=statuses)
-
-
-@functools.cache
-def _outline(shape: Shape) -> list[Any]:
-    """The shape's outline in its own frame, as marker points: the same for every estimate, so built once."""
-    point = messages.TYPESTORE.types["geometry_msgs/msg/Point"]
-    return [point(x=float(px), y=float(py), z=0.0) for px, py in shape.footprint(48)]
-
-
-def footprint_marker_msg(stamp_ns: int, frame_id: str, pose: Any, shape: Shape) -> Any:
-    """The object's outline as a LINE_STRIP at the estimated pose (one marker, replaced each time)."""
-    types = messages.TYPESTORE.types
-    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
-    point = types["geometry_msgs/msg/Point"]
-    marker = types["visualization_msgs/msg/Marker"](
-        header=_header(stamp_ns, frame_id), ns="object_footprint", id=0, type=4, action=0,  # LINE_STRIP, ADD
-        pose=types["geometry_msgs/msg/Pose"](position=point(x=x, y=y, z=0.0), orientation=_quaternion(theta)),
-        scale=_vector3(0.002, 0.0, 0.0),
-        color=types["std_msgs/msg/ColorRGBA"](r=0.1, g=0.6, b=1.0, a=1.0),
-        lifetime=types["builtin_interfaces/msg/Duration"](sec=0, nanosec=0), frame_locked=False,
-        points=_outline(shape),
-        colors=[], texture_resource="",
-        texture=types[messages.COMPRESSED_IMAGE](header=_header(0, ""), format="", data=np.zeros(0, np.uint8)),
-        uv_coordinates=[], text="", mesh_resource="",
-        mesh_file=types["visualization_msgs/msg/MeshFile"](filename="", data=np.zeros(0, np.uint8)),
-        mesh_use_embedded_materials=False,
-    )
-    return types[MARKER_ARRAY](markers=[marker])

@@ -9,11 +9,12 @@ silently using bad data. The builders go the other way, for the simulator and th
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -24,6 +25,9 @@ from tactile_estimator.config import positive_number, quote
 from tactile_estimator.geometry import quaternion_from_yaw, yaw_from_quaternion
 from tactile_estimator.records import CameraDetection, ObjectInfo, PoseSample, TactileFrame
 from tactile_estimator.tf_buffer import StampedTransform
+
+if TYPE_CHECKING:
+    from tactile_estimator.objects import Shape
 
 TYPESTORE: Typestore = get_typestore(Stores.ROS2_HUMBLE)
 """The message definitions used everywhere: ROS 2 Humble, the distribution the package targets."""
@@ -36,6 +40,9 @@ STRING = "std_msgs/msg/String"
 PATH = "nav_msgs/msg/Path"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 EMPTY = "std_msgs/msg/Empty"
+DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
+MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
@@ -616,6 +623,74 @@ def tf_message(transforms: Iterable[StampedTransform], typestore: Typestore = TY
                 translation=types["geometry_msgs/msg/Vector3"](x=x, y=y, z=z),
                 rotation=types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw))))
     return types[TF_MESSAGE](transforms=items)
+
+
+def tf_msg(stamp_ns: int, parent: str, child: str, pose: Any, typestore: Typestore = TYPESTORE) -> Any:
+    """A ``tf2_msgs/TFMessage`` with the transform parent -> child of a planar pose."""
+    types = typestore.types
+    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
+    transform = types["geometry_msgs/msg/TransformStamped"](
+        header=_header(stamp_ns, parent, typestore), child_frame_id=child,
+        transform=types["geometry_msgs/msg/Transform"](translation=_vector3(x, y, 0.0, typestore),
+                                                       rotation=_quaternion(theta, typestore)),
+    )
+    return types[TF_MESSAGE](transforms=[transform])
+
+
+def _vector3(x: float, y: float, z: float, typestore: Typestore) -> Any:
+    return typestore.types["geometry_msgs/msg/Vector3"](x=float(x), y=float(y), z=float(z))
+
+
+def _quaternion(theta: float, typestore: Typestore) -> Any:
+    qx, qy, qz, qw = quaternion_from_yaw(float(theta))
+    return typestore.types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)
+
+
+# ------------------------------------------------------------------------------ diagnostics, markers
+
+
+def diagnostic_status(level: int, name: str, message: str, values: dict[str, str],
+                      typestore: Typestore = TYPESTORE) -> Any:
+    """A ``diagnostic_msgs/DiagnosticStatus`` (level OK, WARN or ERROR) with its key-value pairs."""
+    types = typestore.types
+    return types["diagnostic_msgs/msg/DiagnosticStatus"](
+        level=level, name=name, message=message, hardware_id="tactile_estimator",
+        values=[types["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in values.items()],
+    )
+
+
+def diagnostic_array_msg(stamp_ns: int, statuses: list[Any], typestore: Typestore = TYPESTORE) -> Any:
+    """The statuses as one ``diagnostic_msgs/DiagnosticArray`` (what ``/diagnostics`` carries)."""
+    return typestore.types[DIAGNOSTIC_ARRAY](header=_header(stamp_ns, "", typestore), status=statuses)
+
+
+@functools.cache
+def _outline(shape: Shape) -> list[Any]:
+    """The shape's outline in its own frame, as marker points: the same for every estimate, so built once."""
+    point = TYPESTORE.types["geometry_msgs/msg/Point"]
+    return [point(x=float(px), y=float(py), z=0.0) for px, py in shape.footprint(48)]
+
+
+def footprint_marker_msg(stamp_ns: int, frame_id: str, pose: Any, shape: Shape) -> Any:
+    """The object's outline as a LINE_STRIP at the estimated pose (one marker, replaced each time)."""
+    types = TYPESTORE.types
+    x, y, theta = (float(v) for v in np.asarray(pose, dtype=float).reshape(3))
+    point = types["geometry_msgs/msg/Point"]
+    marker = types["visualization_msgs/msg/Marker"](
+        header=_header(stamp_ns, frame_id, TYPESTORE), ns="object_footprint", id=0, type=4, action=0,  # LINE_STRIP, ADD
+        pose=types["geometry_msgs/msg/Pose"](position=point(x=x, y=y, z=0.0),
+                                             orientation=_quaternion(theta, TYPESTORE)),
+        scale=_vector3(0.002, 0.0, 0.0, TYPESTORE),
+        color=types["std_msgs/msg/ColorRGBA"](r=0.1, g=0.6, b=1.0, a=1.0),
+        lifetime=types["builtin_interfaces/msg/Duration"](sec=0, nanosec=0), frame_locked=False,
+        points=_outline(shape),
+        colors=[], texture_resource="",
+        texture=types[COMPRESSED_IMAGE](header=_header(0, "", TYPESTORE), format="", data=np.zeros(0, np.uint8)),
+        uv_coordinates=[], text="", mesh_resource="",
+        mesh_file=types["visualization_msgs/msg/MeshFile"](filename="", data=np.zeros(0, np.uint8)),
+        mesh_use_embedded_materials=False,
+    )
+    return types[MARKER_ARRAY](markers=[marker])
 
 
 # ------------------------------------------------------------------------------------ text messages
