@@ -1,66 +1,45 @@
 """The estimator: records in, estimates out (DESIGN.md). No ROS here.
 
 Streams arrive in any interleaving, each in its own stamp order. A tactile frame waits until the
-end-effector stream covers its stamp, then the end-effector pose is interpolated to it, contact is
-read from the image, and, when the keyframe policy keeps the frame, a step (o_k, e_k) is added
-to the graph with its factors. Camera detections are attached to the nearest step. Bad inputs are
-dropped and counted by reason; the estimate goes on.
+end-effector stream covers its stamp (alignment.StreamAligner: stamp order, the end-effector pose
+interpolated to the frame), contact is read from the image, and, when the keyframe policy keeps the
+frame, a step (o_k, e_k) is made with its factors (graph.StepPolicy) and handed to the backend in
+one ``add``. Camera detections are attached to the nearest step. The estimator orchestrates: it
+keeps the graph, re-initialises the backend when a solve fails, and gives the estimates. Bad
+inputs are dropped and counted by reason; the estimate goes on.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tactile_estimator import geometry as se2
+from tactile_estimator.alignment import StreamAligner
 from tactile_estimator.backends import Backend, BackendError, make_backend, solve_batch
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors import Factor, Key, ObjectModel, ee_key, object_key
-from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import symmetry
-from tactile_estimator.graph import FactorGraph
+from tactile_estimator.graph import (  # noqa: F401 - the sigmas, Step and family_sigmas: where callers find them
+    AT_REST_SIGMAS,
+    MOTION_PRIOR_SIGMAS,
+    TRANSITION_SIGMAS,
+    FactorGraph,
+    Step,
+    StepPolicy,
+    family_sigmas,
+)
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.records import CameraDetection, Estimate, PoseSample, TactileFrame
 
 log = logging.getLogger(__name__)
 
-# A weak constant-position prior between consecutive object poses keeps the graph determinate
-# whichever factor families are switched off; it is two orders looser than the pushing model.
 WARNING_PERIOD_S = 5.0  # a dropped-input warning per reason at most this often (the counts are exact)
-MOTION_PRIOR_SIGMAS = np.array([0.01, 0.01, 0.1])
-# Out of contact, quasi-static objects do not move (the pushing model with zero contact force).
-AT_REST_SIGMAS = np.array([0.0002, 0.0002, 0.002])
-# The step in which contact is made or broken: the object moves for part of the step at most. The
-# sigmas are that motion's RMS on simulated runs (0.43 mm, 0.0035 rad; benchmarks.accuracy --transition).
-# Without this link each contact episode hangs on the weak motion prior at both ends.
-TRANSITION_SIGMAS = np.array([0.0005, 0.0005, 0.005])
-EE_BUFFER_NS = 2_000_000_000
-
-
-@dataclass
-class Step:
-    index: int
-    stamp_ns: int
-    ee_measured: np.ndarray
-    in_contact: bool
-    episode: int | None
-    code: np.ndarray | None
-
-
-def family_sigmas(model: TactileModel, config: EstimatorConfig, family: str) -> np.ndarray:
-    """A factor family's sigmas: the model's learned ones where it carries them, else the config's."""
-    learned = getattr(model.weights, family)
-    if learned:
-        return np.asarray(learned, dtype=float)
-    return np.atleast_1d(np.asarray(getattr(config.noise, family), dtype=float))
 
 
 class Estimator:
@@ -70,32 +49,39 @@ class Estimator:
         self.object_model = object_model
         self.dropped: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
-        self.steps: list[Step] = []
         self.skipped_frames = 0
-        self.normal_at_corner = 0  # contact frames whose normal head saw a corner (their own σ, or no factor)
         self.graph = FactorGraph()
+        self._policy = StepPolicy(config, object_model, self.reject)
+        self._aligner = StreamAligner(config, self.reject)
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure
-        self._ee: list[tuple[int, np.ndarray]] = []
         self._pending_frames: deque[TactileFrame] = deque()
         self._pending_camera: list[CameraDetection] = []
-        self._last_stamp: dict[str, int] = {}
-        self._jump_candidate: dict[str, int] = {}  # per stream: a jumped stamp awaiting confirmation
         self._warned: dict[str, tuple[float, int]] = {}  # per drop reason: last warning time, drops since
-        self.clock_restarted = False  # a stream's clock went back for good: the owner starts a new graph
         self._contact = ContactDetector(config.contact)
         self._initial_pose: np.ndarray | None = (
             np.asarray(config.initial_object_pose, dtype=float) if config.initial_object_pose else None
         )
         self._initial_sigmas = np.asarray(config.noise.first_pose, dtype=float)
-        self._frames_since_step = 0
-        self._episode = -1
         self._last_estimate: Estimate | None = None
         self._latest: dict[Key, np.ndarray] = {}
         self._camera_used: list[np.ndarray] = []
         self._online: dict[int, np.ndarray] = {}
-        self._step_stamps: list[int] = []  # kept alongside steps: the camera matcher bisects it every step
-        self._recent_images: dict[int, np.ndarray] = {}  # images of the steps within the tactile window
+
+    @property
+    def steps(self) -> list[Step]:
+        """The steps made so far, in order (a kept tactile frame each)."""
+        return self._policy.steps
+
+    @property
+    def normal_at_corner(self) -> int:
+        """Contact frames whose normal head saw a corner (their own σ, or no factor)."""
+        return self._policy.normal_at_corner
+
+    @property
+    def clock_restarted(self) -> bool:
+        """A stream's clock went back for good (a bag played again): the owner starts a new graph."""
+        return self._aligner.clock_restarted
 
     # ----------------------------------------------------------------------------------- inputs
     def reject(self, reason: str, message: str) -> None:
@@ -111,47 +97,14 @@ class Estimator:
         else:
             self._warned[reason] = (last, held + 1)
 
-    def _check_order(self, stream: str, stamp_ns: int) -> bool:
-        """Each stream's stamps must increase. A jump of more than ``max_stamp_jump_s`` from the last
-        accepted stamp, or back by more than ``clock_restart_s``, is taken only once a second message confirms
-        it (within ``max_stamp_jump_s`` of the first and after it): one stamp from the future (a corrupted
-        header) is dropped as ``stamp_jump`` and leaves the stream as it was. A confirmed jump backwards is
-        a restarted clock (a bag played again, a restarted publisher): ``clock_restarted`` is set for the
-        owner to start a new graph. Smaller steps back are reordering: that message is dropped."""
-        last = self._last_stamp.get(stream)
-        jump_ns = int(self.config.max_stamp_jump_s * 1e9)
-        back_ns = int(self.config.clock_restart_s * 1e9)
-        if last is not None and (stamp_ns - last > jump_ns or last - stamp_ns > back_ns):
-            candidate = self._jump_candidate.get(stream)
-            if candidate is None or not 0 < stamp_ns - candidate <= jump_ns:
-                self._jump_candidate[stream] = stamp_ns
-                self.reject("stamp_jump", f"{stream} stamp {stamp_ns} jumps {(stamp_ns - last) / 1e9:+.1f} s from "
-                                          f"{last}; it is taken once another message confirms it")
-                return False
-            self._jump_candidate.pop(stream, None)
-            if stamp_ns < last:
-                self.clock_restarted = True
-                self.reject("stamp_jump", f"{stream} clock went back {(last - stamp_ns) / 1e9:.1f} s: "
-                                          "a new graph starts")
-                return False
-            self._last_stamp[stream] = stamp_ns
-            return True
-        self._jump_candidate.pop(stream, None)
-        if last is not None and stamp_ns <= last:
-            reason = "duplicate_stamp" if stamp_ns == last else "out_of_order_stamp"
-            self.reject(reason, f"{stream} stamp {stamp_ns} is not after the previous {last}")
-            return False
-        self._last_stamp[stream] = stamp_ns
-        return True
-
     def add_ee_pose(self, sample: PoseSample) -> list[Estimate]:
         pose = np.asarray(sample.pose, dtype=float)
         if pose.shape != (3,) or not np.all(np.isfinite(pose)):
             self.reject("nan_pose", f"end-effector pose at {sample.stamp_ns} is not finite")
             return []
-        if not self._check_order("ee_pose", sample.stamp_ns):
+        if not self._aligner.check_order("ee_pose", sample.stamp_ns):
             return []
-        self._ee.append((sample.stamp_ns, pose))
+        self._aligner.add_ee_pose(sample.stamp_ns, pose)
         return self._process_pending(final=False)
 
     def add_tactile(self, frame: TactileFrame) -> list[Estimate]:
@@ -161,7 +114,7 @@ class Estimator:
             shape = getattr(image, "shape", None)
             self.reject("bad_image_size", f"tactile frame at {frame.stamp_ns} has shape {shape}, expected {expected}")
             return []
-        if not self._check_order("tactile", frame.stamp_ns):
+        if not self._aligner.check_order("tactile", frame.stamp_ns):
             return []
         self._pending_frames.append(frame)
         return self._process_pending(final=False)
@@ -171,7 +124,7 @@ class Estimator:
         if pose.shape != (3,) or not np.all(np.isfinite(pose)):
             self.reject("nan_pose", f"camera detection at {detection.stamp_ns} is not finite")
             return []
-        if not self._check_order("camera", detection.stamp_ns):
+        if not self._aligner.check_order("camera", detection.stamp_ns):
             return []
         if self._initial_pose is None:
             self._initial_pose = pose
@@ -214,7 +167,7 @@ class Estimator:
         try:
             for step in self.steps:
                 if step.code is not None:
-                    image = self._recent_images.get(step.index)
+                    image = self._policy.recent_images.get(step.index)
                     codes[step.index] = None if image is None else model.encode(
                         image[None], self._contact.background)[0]
             trial = next((c for c in codes.values() if c is not None), None)
@@ -237,13 +190,13 @@ class Estimator:
         while self._pending_frames:
             frame = self._pending_frames[0]
             if self._initial_pose is None:
-                age = (self._newest_stamp() - self._pending_frames[0].stamp_ns) * 1e-9
+                age = (self._aligner.newest_stamp() - self._pending_frames[0].stamp_ns) * 1e-9
                 if final or age > self.config.max_pending_s:
                     self._pending_frames.popleft()
                     self.reject("no_initial_pose", f"tactile frame at {frame.stamp_ns}: no object pose to start from")
                     continue
                 break
-            ee = self._ee_at(frame.stamp_ns, final)
+            ee = self._aligner.ee_at(frame.stamp_ns, final)
             if ee is None:
                 break
             self._pending_frames.popleft()
@@ -253,60 +206,21 @@ class Estimator:
             estimate = self._step(frame, ee)
             if estimate is not None:
                 estimates.append(estimate)
-        self._prune_ee()
+        self._aligner.prune(self._pending_frames[0].stamp_ns if self._pending_frames else None)
         return estimates
-
-    def _newest_stamp(self) -> int:
-        return max(self._last_stamp.values(), default=0)
-
-    def _ee_at(self, stamp_ns: int, final: bool) -> np.ndarray | str | None:
-        """Interpolated end-effector pose; None to wait for more poses; a reason string to drop."""
-        stamps = [s for s, _ in self._ee]
-        gap = int(self.config.ee_max_gap_s * 1e9)
-        i = bisect.bisect_left(stamps, stamp_ns)
-        if i < len(stamps) and stamps[i] == stamp_ns:
-            return self._ee[i][1]
-        if i == 0:
-            if not stamps:
-                return "no_ee_pose" if final else None
-            return "no_ee_pose"
-        if i == len(stamps):
-            if not final:
-                return None
-            return self._ee[-1][1] if stamp_ns - stamps[-1] <= gap else "no_ee_pose"
-        (s0, p0), (s1, p1) = self._ee[i - 1], self._ee[i]
-        if s1 - s0 > gap:
-            return "ee_gap"
-        return se2.interpolate(p0, p1, (stamp_ns - s0) / (s1 - s0))
-
-    def _prune_ee(self) -> None:
-        horizon = self._pending_frames[0].stamp_ns if self._pending_frames else self._newest_stamp()
-        cut = bisect.bisect_left([s for s, _ in self._ee], horizon - EE_BUFFER_NS)
-        if cut > 1:
-            del self._ee[: cut - 1]
 
     def _step(self, frame: TactileFrame, ee_pose: np.ndarray) -> Estimate | None:
         started = time.perf_counter()
         contact = self._contact.update(frame.image)
         if contact is None:
             contact = False  # background frames are, by assumption, out of contact
-        if not self._keep(ee_pose):
+        if not self._policy.keep(ee_pose):
             self.skipped_frames += 1
             return None
-        k = len(self.steps)
         previous = self.steps[-1] if self.steps else None
-        if contact and (previous is None or not previous.in_contact):
-            self._episode += 1
-        code = None
-        if contact and (self.config.enabled("tactile")
-                        or (self.config.enabled("tactile_normal") and self.model.has_normal_head)):
-            code = self.model.encode(frame.image[None], self._contact.background)[0]
-        step = Step(k, frame.stamp_ns, ee_pose, contact, self._episode if contact else None, code)
-        self.steps.append(step)
-        self._step_stamps.append(step.stamp_ns)
-        if code is not None:
-            self._recent_images[k] = frame.image
-            self._recent_images.pop(k - max(self.config.tactile_offsets) - 1, None)
+        step = self._policy.new_step(frame.stamp_ns, frame.image, ee_pose, contact, self.model,
+                                     self._contact.background)
+        k = step.index
         factors, initial = self._factors_for(step, previous)
         self.graph.add(factors, initial)
         events: list[str] = []
@@ -332,111 +246,25 @@ class Estimator:
         self._online[k] = estimate.pose
         return estimate
 
+    def _factors_for(self, step: Step, previous: Step | None) -> tuple[list[Factor], dict[Key, np.ndarray]]:
+        """The step's factors and initial values (graph.StepPolicy); one seam, which benchmarks.tactile_ceiling
+        wraps to swap measurements for oracles."""
+        initial = self._policy.initial_values(step, previous, self._latest, self._initial_pose)
+        factors = self._policy.factors(step, previous, self.model, self._initial_pose, self._initial_sigmas)
+        return factors, initial
+
     def _solution(self, k: int) -> tuple[dict[Key, np.ndarray], np.ndarray]:
         """Step k's poses and its object pose's marginal covariance."""
         values = self._backend.estimate([object_key(k), ee_key(k)])
         return values, self._backend.marginals([object_key(k)])[object_key(k)]
-
-    def _keep(self, ee_pose: np.ndarray) -> bool:
-        policy = self.config.keyframe
-        self._frames_since_step += 1
-        if not self.steps or self._frames_since_step >= policy.every_n_frames:
-            self._frames_since_step = 0
-            return True
-        if policy.min_translation_m > 0 or policy.min_rotation_rad > 0:
-            moved = se2.between(self.steps[-1].ee_measured, ee_pose)
-            if (policy.min_translation_m > 0 and math.hypot(moved[0], moved[1]) >= policy.min_translation_m) or (
-                policy.min_rotation_rad > 0 and abs(moved[2]) >= policy.min_rotation_rad
-            ):
-                self._frames_since_step = 0
-                return True
-        return False
-
-    def _factors_for(self, step: Step, previous: Step | None) -> tuple[list[Factor], dict[Key, np.ndarray]]:
-        cfg, k = self.config, step.index
-        weights = self.model.weights
-        factors: list[Factor] = []
-        o_k, e_k = object_key(k), ee_key(k)
-        if previous is None:
-            o_init = self._initial_pose
-        else:
-            o_prev = self._latest.get(object_key(k - 1), self._initial_pose)
-            e_prev = self._latest.get(ee_key(k - 1), previous.ee_measured)
-            if step.in_contact and previous.in_contact:
-                # carry the object with the pusher: keep the sensor-in-object pose of the last step
-                o_init = se2.compose(step.ee_measured, se2.inverse(sensor_in_object(o_prev, e_prev)))
-            else:
-                o_init = o_prev
-        initial = {o_k: np.asarray(o_init, dtype=float), e_k: step.ee_measured}
-        if cfg.enabled("ee_prior"):
-            factors.append(Factor("ee_prior", (e_k,), step.ee_measured, self._sigmas("ee_prior")))
-        if previous is None:
-            if cfg.enabled("first_pose"):
-                factors.append(Factor("first_pose", (o_k,), np.asarray(self._initial_pose), self._initial_sigmas))
-        else:
-            keys = (object_key(k - 1), o_k, ee_key(k - 1), e_k)
-            factors.append(Factor("motion_prior", (object_key(k - 1), o_k), np.zeros(3), MOTION_PRIOR_SIGMAS))
-            if cfg.enabled("pushing"):
-                if step.in_contact and previous.in_contact:
-                    factors.append(Factor("pushing", keys, np.zeros(0), np.asarray(weights.pushing), self.object_model))
-                elif not step.in_contact and not previous.in_contact:
-                    factors.append(Factor("at_rest", keys[:2], np.zeros(3), AT_REST_SIGMAS))
-                else:
-                    factors.append(Factor("at_rest", keys[:2], np.zeros(3), TRANSITION_SIGMAS))
-        if step.in_contact and cfg.enabled("contact"):
-            factors.append(Factor("contact", (o_k, e_k), np.zeros(0), self._sigmas("contact"), self.object_model))
-        if step.code is not None and self.model.has_normal_head and cfg.enabled("tactile_normal"):
-            normal, corner = self.model.contact_normals(step.code[None], symmetry(self.object_model.shape.kind))
-            # A corner's reading errs more: it gets its own σ, or (a model without one) no factor (pretrain.py).
-            sigma = weights.tactile_normal_corner if corner[0] else weights.tactile_normal
-            self.normal_at_corner += int(corner[0])
-            if sigma and np.isfinite(normal).all():
-                factors.append(Factor("tactile_normal", (o_k, e_k), normal, np.asarray(sigma), self.object_model))
-            elif sigma:
-                self.reject("unreadable_tactile_frame",
-                            f"tactile frame at {step.stamp_ns}: the network's contact normal is {normal[0]}")
-        if step.code is not None and cfg.enabled("tactile"):
-            partners = [
-                self.steps[k - d] for d in cfg.tactile_offsets
-                if k - d >= 0 and self.steps[k - d].episode == step.episode and self.steps[k - d].code is not None
-            ]
-            if partners:
-                codes_i = np.stack([p.code for p in partners])
-                predicted = self.model.relative_poses(codes_i, np.repeat(step.code[None], len(partners), 0))
-                for partner, measured in zip(partners, predicted, strict=True):
-                    keys = (object_key(partner.index), ee_key(partner.index), o_k, e_k)
-                    factors.append(Factor("tactile", keys, measured, np.asarray(weights.tactile)))
-        return factors, initial
-
-    def _sigmas(self, family: str) -> np.ndarray:
-        return family_sigmas(self.model, self.config, family)
 
     def _attach_camera(self, final: bool) -> None:
         if not self.config.enabled("camera") or not self.steps:
             if final or not self.config.enabled("camera"):
                 self._pending_camera.clear()
             return
-        stamps = self._step_stamps
-        limit = int(self.config.camera_max_offset_s * 1e9)
-        keep: list[CameraDetection] = []
-        factors: list[Factor] = []
-        for det in self._pending_camera:
-            i = bisect.bisect_left(stamps, det.stamp_ns)
-            if i == len(stamps) and not final and det.stamp_ns - stamps[-1] <= limit:
-                keep.append(det)  # a later step may be nearer
-                continue
-            candidates = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
-            best = min(candidates, key=lambda j: abs(stamps[j] - det.stamp_ns))
-            if abs(stamps[best] - det.stamp_ns) > limit:
-                if i == len(stamps) and not final:
-                    keep.append(det)
-                else:
-                    self.reject("camera_unmatched", f"camera detection at {det.stamp_ns} is far from every step")
-                continue
-            sigmas = np.sqrt(np.diag(det.covariance)) if det.covariance is not None else self._sigmas("camera")
-            factors.append(Factor("camera", (object_key(best),), np.asarray(det.pose, dtype=float), sigmas))
-            self._camera_used.append(np.asarray(det.pose, dtype=float))
-        self._pending_camera = keep
+        factors, self._pending_camera = self._policy.camera_factors(self._pending_camera, final, self.model)
+        self._camera_used += [f.measurement for f in factors]
         if factors:
             self.graph.add(factors, {})
             try:
@@ -472,7 +300,7 @@ class Estimator:
             Factor("ee_prior", (ee_key(k),), step.ee_measured, np.asarray(self.config.noise.ee_prior)),
         ]
         self._backend.add(factors, {object_key(k): np.asarray(o, dtype=float), ee_key(k): step.ee_measured})
-        self._frames_since_step = 0
+        self._policy.keyframes.restart()
 
     # ---------------------------------------------------------------------------------- outputs
     def trajectory(self, converge: int = 0) -> tuple[np.ndarray, np.ndarray]:

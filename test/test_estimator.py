@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.estimator import AT_REST_SIGMAS, TRANSITION_SIGMAS, Estimator
+from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
 from tactile_estimator.metrics import interpolate_poses, pose_errors
 from tactile_estimator.networks.tactile import DEFAULT_MODEL_DIR, TactileModel
@@ -63,38 +63,6 @@ def test_contact_read_from_images_matches_the_simulator(rect_run: SimulatedRun, 
     assert agree > 0.9
 
 
-def test_frames_wait_for_end_effector_poses(rect_run: SimulatedRun, model: TactileModel) -> None:
-    """All tactile frames first, then the poses: the same steps as interleaved arrival."""
-    interleaved = make(rect_run, model)
-    reference = feed_interleaved(interleaved, rect_run)
-    late = make(rect_run, model)
-    late.add_camera(rect_run.camera[0])
-    produced = []
-    for frame in rect_run.tactile:
-        produced += late.add_tactile(frame)
-    assert produced == []  # nothing can be estimated before the end-effector stream covers a frame
-    for sample in rect_run.ee_poses:
-        produced += late.add_ee_pose(sample)
-    produced += late.flush()
-    assert [e.step for e in produced] == [e.step for e in reference]
-    np.testing.assert_allclose(produced[0].pose, reference[0].pose, atol=1e-9)
-
-
-def test_keyframe_policy_keeps_every_nth_frame(rect_run: SimulatedRun, model: TactileModel) -> None:
-    estimator = make(rect_run, model, **{"keyframe.every_n_frames": 3})
-    estimates = feed_interleaved(estimator, rect_run)
-    assert len(estimates) == len(range(0, len(rect_run.tactile), 3))
-    assert estimator.skipped_frames == len(rect_run.tactile) - len(estimates)
-
-
-@pytest.mark.parametrize("family", ["tactile", "tactile_normal", "pushing", "contact", "camera"])
-def test_disabled_family_adds_no_factor(rect_run: SimulatedRun, model: TactileModel, family: str) -> None:
-    estimator = make(rect_run, model, disabled_factors=[family])
-    estimates = feed_interleaved(estimator, rect_run)
-    assert len(estimates) == len(rect_run.tactile)
-    assert family not in {f.family for f in estimator.graph.factors}
-
-
 def test_estimator_leaves_the_process_threads_alone(rect_run: SimulatedRun, model: TactileModel) -> None:
     """The trainer builds estimators for its runs; its own torch thread count must survive that."""
     before = torch.get_num_threads()
@@ -104,25 +72,6 @@ def test_estimator_leaves_the_process_threads_alone(rect_run: SimulatedRun, mode
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-
-
-def test_object_links_across_steps_follow_contact(rect_run: SimulatedRun, model: TactileModel) -> None:
-    """Pushing within contact, at rest out of it, and the looser at-rest link where contact is made or broken."""
-    estimator = make(rect_run, model)
-    feed_interleaved(estimator, rect_run)
-    links = {f.keys[1][1]: f for f in estimator.graph.factors if f.family in ("pushing", "at_rest")}
-    contact = [s.in_contact for s in estimator.steps]
-    assert sorted(links) == list(range(1, len(contact)))
-    transitions = 0
-    for k, link in links.items():
-        if contact[k] and contact[k - 1]:
-            assert link.family == "pushing"
-        elif contact[k] != contact[k - 1]:
-            transitions += 1
-            assert link.family == "at_rest" and np.array_equal(link.sigmas, TRANSITION_SIGMAS)
-        else:
-            assert link.family == "at_rest" and np.array_equal(link.sigmas, AT_REST_SIGMAS)
-    assert transitions >= 2  # the run makes and breaks contact
 
 
 def test_indeterminate_system_is_recovered_and_reported(rect_run: SimulatedRun, model: TactileModel) -> None:
@@ -198,66 +147,6 @@ def test_converged_trajectory_is_the_graphs_batch_optimum(rect_run: SimulatedRun
     expected = np.array([best[object_key(s.index)] for s in estimator.steps])
     np.testing.assert_allclose(poses, expected, atol=1e-6)
     assert len(stamps) == len(estimator.steps)
-
-
-@pytest.mark.parametrize("corner_sigma", [[], [0.07]])
-@pytest.mark.parametrize("disabled", [[], ["tactile"]])
-def test_each_contact_step_gets_one_contact_normal_factor_a_corner_its_own_sigma(
-        rect_run: SimulatedRun, model: TactileModel, disabled: list[str], corner_sigma: list[float]) -> None:
-    """The normal factor needs no pair factor beside it; frames the head calls a corner get the corner
-    σ, or, from a model without one, no factor."""
-    weights = dataclasses.replace(model.weights, tactile_normal_corner=corner_sigma)
-    estimator = make(rect_run, TactileModel(model.arch, weights, model.net), disabled_factors=disabled)
-    feed_interleaved(estimator, rect_run)
-    normals = [f for f in estimator.graph.factors if f.family == "tactile_normal"]
-    normal_steps = [f.keys[0][1] for f in normals]
-    coded = {s.index for s in estimator.steps if s.code is not None}
-    assert normal_steps == sorted(set(normal_steps)) and set(normal_steps) <= coded
-    assert estimator.normal_at_corner > 20  # this run pushes a corner, then a face
-    at_corner = [f for f in normals if f.sigmas.tolist() == corner_sigma]
-    at_face = [f for f in normals if f.sigmas.tolist() == model.weights.tactile_normal]
-    assert len(at_face) > 20 and len(at_face) + len(at_corner) == len(normals)
-    assert len(at_corner) == (estimator.normal_at_corner if corner_sigma else 0)
-    assert len(at_face) + estimator.normal_at_corner == len(coded)
-
-
-def test_frames_the_normal_head_cannot_read_are_counted_and_the_estimate_goes_on(rect_run: SimulatedRun) -> None:
-    broken = TactileModel.load()
-    with torch.no_grad():
-        broken.net.normal_head[-1].bias.fill_(float("nan"))
-    estimator = make(rect_run, broken)
-    estimates = feed_interleaved(estimator, rect_run)
-    assert len(estimates) == len(rect_run.tactile)
-    coded = sum(s.code is not None for s in estimator.steps)
-    assert coded > 0 and estimator.dropped["unreadable_tactile_frame"] == coded
-    assert "tactile_normal" not in {f.family for f in estimator.graph.factors}
-    assert all(np.isfinite(e.pose).all() for e in estimates)
-
-
-def test_one_stamp_from_the_future_costs_only_itself(rect_run: SimulatedRun, model: TactileModel) -> None:
-    """A single end-effector pose 1,000 s ahead once silenced its stream for good (99 of 150 steps lost)."""
-    clean = make(rect_run, model)
-    feed_interleaved(clean, rect_run)
-    estimator = make(rect_run, model)
-    poses = list(rect_run.ee_poses)
-    bad = dataclasses.replace(poses[40], stamp_ns=poses[40].stamp_ns + 1000 * 10**9)
-    run = dataclasses.replace(rect_run, ee_poses=poses[:40] + [bad] + poses[41:])
-    estimates = feed_interleaved(estimator, run)
-    assert estimator.dropped == {"stamp_jump": 1}
-    assert len(estimator.steps) == len(clean.steps) and len(estimates) == len(rect_run.tactile)
-    assert not estimator.clock_restarted
-
-
-def test_a_confirmed_jump_is_taken_and_a_clock_that_goes_back_asks_for_a_new_graph(
-        rect_run: SimulatedRun, model: TactileModel) -> None:
-    estimator = make(rect_run, model)
-    assert estimator._check_order("ee_pose", 10**9)
-    ahead = 10**9 + 60 * 10**9  # a real gap of a minute: the second message confirms it
-    assert not estimator._check_order("ee_pose", ahead) and estimator._check_order("ee_pose", ahead + 10**7)
-    assert not estimator.clock_restarted
-    back = 2 * 10**6  # the clock restarts near zero
-    assert not estimator._check_order("ee_pose", back) and not estimator._check_order("ee_pose", back + 10**7)
-    assert estimator.clock_restarted and estimator.dropped["stamp_jump"] == 3
 
 
 def test_frames_from_before_a_late_first_detection_are_dropped(rect_run: SimulatedRun, model: TactileModel) -> None:
