@@ -296,12 +296,16 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_dds_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--transport", choices=["dds"], default="dds",
-                        help="dds: Cyclone DDS speaking the ROS 2 wire protocol (no ROS install needed)")
-    parser.add_argument("--domain", type=int, help="DDS domain id (default: ROS_DOMAIN_ID, else 0)")
+def _add_dds_arguments(parser: argparse.ArgumentParser, transport: bool = True, scope: str = "") -> None:
+    """The DDS options, one definition for every command on DDS (``_dds_settings`` reads them); ``scope``
+    opens their help where they apply to one mode only (train: "watch mode: ")."""
+    if transport:
+        parser.add_argument("--transport", choices=["dds"], default="dds",
+                            help="dds: Cyclone DDS speaking the ROS 2 wire protocol (no ROS install needed)")
+    parser.add_argument("--domain", type=int, help=f"{scope}DDS domain id (default: ROS_DOMAIN_ID, else 0)")
     parser.add_argument("--localhost", action="store_true",
-                        help="stay on the loopback interface, unicast discovery (otherwise CYCLONEDDS_URI applies)")
+                        help=f"{scope}stay on the loopback interface, unicast discovery "
+                             "(otherwise CYCLONEDDS_URI applies)")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -426,8 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: the config's watch.settle_s)")
     tr.add_argument("--duration", type=float, help="watch mode: stop after this many seconds (default: on SIGINT)")
     tr.add_argument("--node-name", default="trainer_node", help="watch mode: name in front of /model_updated")
-    tr.add_argument("--domain", type=int, help="watch mode: DDS domain id (default: ROS_DOMAIN_ID, else 0)")
-    tr.add_argument("--localhost", action="store_true", help="watch mode: DDS on the loopback interface only")
+    _add_dds_arguments(tr, transport=False, scope="watch mode: ")
     tr.set_defaults(func=cmd_train)
 
     rep = sub.add_parser("replay", help="run the estimator over bags and report errors, latency and plots")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,19 @@ def test_train_once_refuses_the_dds_flags_it_would_ignore(tmp_path: Path,
     assert err.count("\n") == 1 and "--domain, --localhost: --once trains once and exits without publishing" in err
     assert cli.main(argv) == 0  # no bags yet: one look, nothing to train
     assert "no new model" in capsys.readouterr().out
+
+
+def test_the_dds_options_are_one_definition_for_every_command_on_dds() -> None:
+    """run, play and train --watch read --domain and --localhost the same way (cli._dds_settings)."""
+    from tactile_estimator import cli
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+
+    def option(command: str, flag: str) -> argparse.Action:
+        return next(a for a in commands.choices[command]._actions if flag in a.option_strings)
+
+    for flag in ("--domain", "--localhost"):
+        run, play, train = (option(command, flag) for command in ("run", "play", "train"))
+        assert run.help == play.help and train.help == f"watch mode: {run.help}"
+        assert (run.type, run.default, run.nargs) == (train.type, train.default, train.nargs)
+    assert option("run", "--transport").choices == option("play", "--transport").choices == ["dds"]
