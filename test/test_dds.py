@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cyclonedds.core import DDSStatus
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -110,10 +111,19 @@ def _take_until(bus: dds.DdsBus, count: int, timeout_s: float = 5.0) -> list[dds
 
 
 def _wait_matched(publisher: dds.Publisher, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while publisher.matched == 0:
-        assert time.monotonic() < deadline, f"no subscriber matched {publisher.topic}"
-        time.sleep(0.01)
+    assert publisher.wait_matched(timeout_s), f"no subscriber matched {publisher.topic}"
+
+
+def _take_typed(reader: DataReader, timeout_s: float = 5.0) -> list[Any]:
+    """What a typed peer reader receives, waited for on its data-available status."""
+    received: list[Any] = []
+
+    def arrived() -> bool:
+        received.extend(reader.take(5))  # take resets the status the wait wakes on
+        return bool(received)
+
+    assert dds._wait_for_status(reader, DDSStatus.DataAvailable, arrived, timeout_s), "the peer received nothing"
+    return received
 
 
 def test_a_statically_typed_dds_peer_reads_and_writes_our_topics(bus: dds.DdsBus) -> None:
@@ -124,18 +134,17 @@ def test_a_statically_typed_dds_peer_reads_and_writes_our_topics(bus: dds.DdsBus
     reader = DataReader(peer, Topic(peer, "rt/peer_in", dds.idl_type(messages.POSE_WITH_COVARIANCE_STAMPED)), qos=qos)
     writer = DataWriter(peer, Topic(peer, "rt/peer_out", dds.idl_type(messages.POSE_STAMPED)), qos=qos)
     publisher = bus.publisher("/peer_in", messages.POSE_WITH_COVARIANCE_STAMPED)
-    bus.subscribe("/peer_out", messages.POSE_STAMPED)
+    subscription = bus.subscribe("/peer_out", messages.POSE_STAMPED)
     _wait_matched(publisher)
     publisher.publish(pose)
-    deadline = time.monotonic() + 5
-    received = []
-    while not received and time.monotonic() < deadline:
-        received = reader.take(5)
-        time.sleep(0.01)
+    received = _take_typed(reader)
     assert len(received) == 1
     assert received[0].pose.covariance[35] == pytest.approx(3e-3)
     assert received[0].header.frame_id == "world" and received[0].header.stamp.nanosec == 7
-    time.sleep(0.2)  # let our reader discover the peer's writer
+    # one volatile write: both ends must know each other first (a reader discovered later never gets it)
+    assert subscription.wait_matched(5), "our reader never matched the peer's writer"
+    assert dds._wait_for_status(writer, DDSStatus.PublicationMatched,
+                                lambda: writer.get_publication_matched_status().current_count >= 1, 5)
     writer.write(_to_idl(messages.pose_stamped_msg(5, [1.0, 2.0, 3.0], "map"), messages.POSE_STAMPED))
     (message,) = _take_until(bus, 1)
     assert message.topic == "/peer_out" and message.error is None
@@ -168,13 +177,15 @@ def test_two_types_on_one_topic_and_latched_topics(bus: dds.DdsBus) -> None:
 
 
 def test_best_effort_subscribers_match_reliable_publishers_but_not_the_reverse(bus: dds.DdsBus) -> None:
-    bus.subscribe("/img_be", messages.STRING, dds.SENSOR_DATA)
-    bus.subscribe("/img_rel", messages.STRING, dds.RELIABLE)
+    best_effort_sub = bus.subscribe("/img_be", messages.STRING, dds.SENSOR_DATA)
+    reliable_sub = bus.subscribe("/img_rel", messages.STRING, dds.RELIABLE)
     reliable = bus.publisher("/img_be", messages.STRING, dds.RELIABLE)
     best_effort = bus.publisher("/img_rel", messages.STRING, dds.SENSOR_DATA)
     _wait_matched(reliable)
-    time.sleep(0.3)
-    assert best_effort.matched == 0  # as in ROS 2: a reliable subscription ignores best-effort publishers
+    assert best_effort_sub.wait_matched(5) and best_effort_sub.matched == 1
+    # the reliable subscription was discovered and refused for its QoS, not merely not found yet
+    assert best_effort.wait_refused(5)
+    assert best_effort.matched == 0 and reliable_sub.matched == 0  # as in ROS 2: no best-effort publisher for it
 
 
 def test_bad_settings_are_one_line_errors() -> None:

@@ -38,12 +38,16 @@ import functools
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication
 from cyclonedds.core import (
     DDSException,
+    DDSStatus,
+    Entity,
     GuardCondition,
     InstanceState,
     ReadCondition,
@@ -219,6 +223,28 @@ def _qos(profile: QosProfile, userdata: bytes = b"") -> Qos:
 # ------------------------------------------------------------------------------------------- bus
 
 
+def _wait_for_status(entity: Entity, mask: int, done: Callable[[], bool], timeout_s: float) -> bool:
+    """Block until ``done()`` holds (True) or ``timeout_s`` passed (False), woken by each change of the
+    entity's status in ``mask`` (one status: ``done`` must read it with its ``get_..._status``, which
+    resets the trigger). The entity's status mask is restored after."""
+    deadline = time.monotonic() + timeout_s
+    previous = entity.get_status_mask()
+    entity.set_status_mask(mask)
+    waitset = WaitSet(entity.get_participant())
+    waitset.attach(entity)
+    try:
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            waitset.wait(duration(seconds=left))
+        return True
+    finally:
+        waitset.detach(entity)
+        waitset.__del__()  # cyclonedds keeps entities until __del__ (see DdsBus.close)
+        entity.set_status_mask(previous)
+
+
 @dataclass
 class Message:
     """A message taken from a subscription: deserialised, or ``error`` saying why not."""
@@ -258,6 +284,39 @@ class Publisher:
     def matched(self) -> int:
         """How many subscriptions this publisher currently reaches."""
         return len(self._writer.get_matched_subscriptions())
+
+    def wait_matched(self, timeout_s: float, count: int = 1) -> bool:
+        """Wait until this publisher reaches ``count`` subscriptions (False: not within ``timeout_s``)."""
+        return _wait_for_status(self._writer, DDSStatus.PublicationMatched,
+                                lambda: self._writer.get_publication_matched_status().current_count >= count,
+                                timeout_s)
+
+    def wait_refused(self, timeout_s: float) -> bool:
+        """Wait until a subscription was found and refused for its QoS (a reliable one meeting this
+        best-effort publisher, as in ROS 2); False if none within ``timeout_s``."""
+        return _wait_for_status(self._writer, DDSStatus.OfferedIncompatibleQos,
+                                lambda: self._writer.get_offered_incompatible_qos_status().total_count > 0,
+                                timeout_s)
+
+
+class Subscription:
+    """One reader of :meth:`DdsBus.subscribe` (its samples come through :meth:`DdsBus.take`)."""
+
+    def __init__(self, reader: DataReader, topic: str, msgtype: str) -> None:
+        self._reader = reader
+        self.topic = topic
+        self.msgtype = msgtype
+
+    @property
+    def matched(self) -> int:
+        """How many publishers this subscription currently hears."""
+        return len(self._reader.get_matched_publications())
+
+    def wait_matched(self, timeout_s: float, count: int = 1) -> bool:
+        """Wait until this subscription hears ``count`` publishers (False: not within ``timeout_s``)."""
+        return _wait_for_status(self._reader, DDSStatus.SubscriptionMatched,
+                                lambda: self._reader.get_subscription_matched_status().current_count >= count,
+                                timeout_s)
 
 
 class DdsBus:
@@ -300,13 +359,14 @@ class DdsBus:
         writer = DataWriter(self._participant, dds_topic, qos=_qos(profile, user_data(msgtype, self.typestore)))
         return Publisher(writer, topic, msgtype, dds_topic.data_type, self.typestore)
 
-    def subscribe(self, topic: str, msgtype: str, profile: QosProfile = RELIABLE) -> None:
+    def subscribe(self, topic: str, msgtype: str, profile: QosProfile = RELIABLE) -> Subscription:
         """Receive ``msgtype`` on ``topic``; several types may share a topic name (one reader each)."""
         reader = DataReader(self._participant, self._topic(topic, msgtype),
                             qos=_qos(profile, user_data(msgtype, self.typestore)))
         condition = ReadCondition(reader, SampleState.NotRead | ViewState.Any | InstanceState.Any)
         self._waitset.attach(condition)
         self._readers.append((reader, condition, topic, msgtype))
+        return Subscription(reader, topic, msgtype)
 
     def wait(self, timeout_s: float) -> None:
         """Block until a subscription has data, :meth:`wake` is called, or the timeout passes."""
