@@ -10,7 +10,10 @@ transports behave the same and this is what the tests exercise:
   ``world -> object_estimate`` and, optionally, a footprint marker; the smoothed trajectory goes
   to ``~/object_path`` at most every ``live.path_period_s``;
 - ``/diagnostics`` every ``live.diagnostics_period_s``: input rates, update latency, graph size,
-  dropped inputs by reason (cumulative) and stale sensors;
+  dropped inputs by reason (cumulative) and stale sensors (:class:`Diagnostics`);
+- with ``freeze_gc``, each batch of estimates moves the graph's new objects out of Python's cyclic
+  collector (:func:`retire_from_collector`): a process-wide setting, so the live process's, not the
+  Estimator's;
 - a stale estimate is held, not dropped: while no new estimate comes for ``live.stale_after_s``,
   the last one is republished at the diagnostics rate, its stamp advanced by the wall time
   elapsed and its covariance grown as a random walk, ``Σ(t) = Σ_last + diag(q²)·t`` with
@@ -255,7 +258,7 @@ def retire_from_collector() -> None:
 
     The graph keeps tens of thousands of long-lived objects (factors, closures, records). A full
     collection walks all of them, so its pause grows with the run and lands on whichever update it
-    interrupts (``python -m benchmarks.solver`` measures it with and without ``freeze_gc``). Frozen
+    interrupts (``update_ms_max`` on ``/diagnostics`` of a long run with ``freeze_gc: false``). Frozen
     objects are still freed by reference counting; only cycles among them are never collected, and
     the young collection here catches the cycles a step leaves behind. Process-wide, so it belongs
     to the live process (one estimator, running for hours), never to a library class: a trainer
