@@ -17,6 +17,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +26,10 @@ from tactile_estimator.config import EstimatorConfig, KeyframeConfig
 from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, ee_key, object_key
 from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import symmetry
-from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.records import CameraDetection
+
+if TYPE_CHECKING:  # the model reads frames; the graph only asks it, so it stays free of torch
+    from tactile_estimator.networks.tactile import TactileModel
 
 # A weak constant-position prior between consecutive object poses keeps the graph determinate
 # whichever factor families are switched off; it is two orders looser than the pushing model.
