@@ -2,7 +2,7 @@
 against torch.func, per family and batch size, then one full ``Problem.linearize()`` per path.
 
 torch.func differentiates ``residual([pose_k * Exp(delta_k)])`` in delta at delta = 0, the right
-perturbation the analytic forms use, three ways (tactile_estimator.factors.torch_forms.autodiff_jacobians):
+perturbation the analytic forms use, three ways (tactile_estimator.factors.base.autodiff_jacobians):
 ``jacrev`` of the residuals summed over the batch (one forward pass, one reverse pass per residual
 dimension), and ``vmap`` over the factors of ``jacrev`` or ``jacfwd`` of one factor. Inputs are
 random poses; for contact and pushing the end-effector touches the object (tip 0-2 mm off the surface),
@@ -20,17 +20,18 @@ from functools import partial
 import torch
 
 from benchmarks.common import append_results
-from tactile_estimator.factors import ObjectModel, torch_forms
-from tactile_estimator.objects import DEFAULT_SIZES, Shape
+from tactile_estimator.factors import FAMILIES, ObjectModel, lie
+from tactile_estimator.factors.base import AUTODIFF_TRANSFORMS, autodiff_jacobians
+from tactile_estimator.objects import DEFAULT_SIZES, Shape, sdf
 
 SIZES = (64, 1024, 16384)
 CROSSOVER_SIZES = (256, 512, 1024, 2048, 4096, 8192)
-# (label, family in torch_forms, object shape for the families that need one)
+# (label, family in FAMILIES, object shape for the families that need one)
 CASES = [("prior", "ee_prior", None), ("between", "motion_prior", None), ("tactile", "tactile", None),
          ("contact", "contact", "rect"), ("contact", "contact", "ellipse"),
          ("pushing", "pushing", "rect"), ("pushing", "pushing", "ellipse")]
 KEYS = {"ee_prior": 1, "motion_prior": 2, "tactile": 4, "contact": 2, "pushing": 4}
-TRANSFORMS = torch_forms.AUTODIFF_TRANSFORMS
+TRANSFORMS = AUTODIFF_TRANSFORMS
 
 
 def random_poses(generator: torch.Generator, n: int, scale: float = 0.1) -> torch.Tensor:
@@ -47,7 +48,7 @@ def touching(generator: torch.Generator, model: ObjectModel, objects: torch.Tens
     lo, hi = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
     for _ in range(60):  # along the ray from the centre until the SDF equals the tip radius
         mid = 0.5 * (lo + hi)
-        inside = torch_forms.sdf(model, mid[:, None] * direction)[0] < model.pusher.radius
+        inside = sdf(model.shape, mid[:, None] * direction)[0] < model.pusher.radius
         lo, hi = torch.where(inside, mid, lo), torch.where(inside, hi, mid)
     centre = lo[:, None] * direction
     centre = centre + torch.rand(n, 1, generator=generator, dtype=torch.float64) * 0.002 * direction
@@ -55,7 +56,7 @@ def touching(generator: torch.Generator, model: ObjectModel, objects: torch.Tens
     offset = torch.tensor(model.pusher.centre_in_ee(), dtype=torch.float64)
     c, s = torch.cos(yaw), torch.sin(yaw)
     position = centre - torch.stack([c * offset[0] - s * offset[1], s * offset[0] + c * offset[1]], -1)
-    return torch_forms.compose(objects, torch.cat([position, yaw[:, None]], 1))
+    return lie.compose(objects, torch.cat([position, yaw[:, None]], 1))
 
 
 def inputs(family: str, model: ObjectModel | None, n: int, seed: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -68,7 +69,7 @@ def inputs(family: str, model: ObjectModel | None, n: int, seed: int = 0) -> tup
         step = torch.cat([torch.randn(n, 2, generator=generator, dtype=torch.float64) * 0.003,
                           torch.randn(n, 1, generator=generator, dtype=torch.float64) * 0.02], 1)
         no_measurement = torch.zeros(n, 0, dtype=torch.float64)
-        return [o_prev, torch_forms.compose(o_prev, step), e_prev, torch_forms.compose(e_prev, step)], no_measurement
+        return [o_prev, lie.compose(o_prev, step), e_prev, lie.compose(e_prev, step)], no_measurement
     return [random_poses(generator, n) for _ in range(KEYS[family])], random_poses(generator, n, 0.02)
 
 
@@ -76,7 +77,7 @@ def at_kink(family: str, poses: list[torch.Tensor], measurement: torch.Tensor, m
             autodiff: list[torch.Tensor], step: float = 1e-6) -> torch.Tensor:
     """Per factor: its forward and backward differences disagree (by > 1e-3) and torch.func equals one
     of them (to 1e-4), i.e. the residual has a kink within ``step`` and either derivative is valid."""
-    residual = torch_forms.RESIDUALS[family]
+    residual = FAMILIES[family].error
     r0 = residual(poses, measurement, model)
     kink = torch.zeros(r0.shape[0], dtype=torch.bool)
     for k, pose in enumerate(poses):
@@ -85,7 +86,7 @@ def at_kink(family: str, poses: list[torch.Tensor], measurement: torch.Tensor, m
             delta[j] = step
             one_sided = []
             for sign in (1.0, -1.0):
-                moved = [torch_forms.compose(p, torch_forms.exp(sign * delta).expand_as(p)) if i == k else p
+                moved = [lie.compose(p, lie.exp(sign * delta).expand_as(p)) if i == k else p
                          for i, p in enumerate(poses)]
                 one_sided.append(sign * (residual(moved, measurement, model) - r0) / step)
             forward, backward = one_sided
@@ -122,8 +123,8 @@ def family_rows(sizes: tuple[int, ...], budget: float) -> list[str]:
         model = ObjectModel.for_shape(Shape(kind, DEFAULT_SIZES[kind])) if kind else None
         for n in sizes:
             poses, measurement = inputs(family, model, n)
-            calls = {"current": partial(torch_forms.JACOBIANS[family], poses, measurement, model)}
-            calls.update({t: partial(torch_forms.autodiff_jacobians, torch_forms.RESIDUALS[family], poses, measurement,
+            calls = {"current": partial(FAMILIES[family].jacobians, poses, measurement, model)}
+            calls.update({t: partial(autodiff_jacobians, FAMILIES[family].error, poses, measurement,
                                      model, t)
                           for t in TRANSFORMS})
             _, reference = calls["current"]()
@@ -151,8 +152,8 @@ def crossover_rows(sizes: tuple[int, ...], budget: float) -> list[str]:
         model = ObjectModel.for_shape(Shape(kind, DEFAULT_SIZES[kind]))
         for n in sizes:
             poses, measurement = inputs("pushing", model, n)
-            seconds = median_seconds({"current": partial(torch_forms.pushing_jacobians, poses, measurement, model),
-                                      "jacrev": partial(torch_forms.AUTODIFF_JACOBIANS["pushing"], poses, measurement,
+            seconds = median_seconds({"current": partial(FAMILIES["pushing"].jacobians, poses, measurement, model),
+                                      "jacrev": partial(FAMILIES["pushing"].autodiff, poses, measurement,
                                                         model)},
                                      budget)
             current, autodiff = seconds["current"], seconds["jacrev"]

@@ -119,7 +119,7 @@ def run_theseus(elements, device: str) -> tuple[float, np.ndarray]:
     import theseus as th
 
     from tactile_estimator.backends.gauss_newton import Problem
-    from tactile_estimator.factors import torch_forms
+    from tactile_estimator.factors import FAMILIES
 
     factors, _ = elements[0]
     keys = sorted(elements[0][1], key=lambda k: (k[1], k[0] != "o"))
@@ -142,7 +142,7 @@ def run_theseus(elements, device: str) -> tuple[float, np.ndarray]:
                                                device=device).expand(batch, -1).contiguous(), name=f"m{i}")
 
         def error(optim_vars, aux_vars, family=family, model=model):
-            return torch_forms.RESIDUALS[family]([as_xyt(v) for v in optim_vars], aux_vars[0].tensor, model)
+            return FAMILIES[family].error([as_xyt(v) for v in optim_vars], aux_vars[0].tensor, model)
 
         weight = th.DiagonalCostWeight(torch.tensor(1.0 / np.asarray(f.sigmas, dtype=float), dtype=dtype,
                                                     device=device).reshape(1, -1))

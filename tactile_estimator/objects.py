@@ -5,16 +5,24 @@ ellipse centred on the object frame's origin. The pusher is the DIGIT's gel tip,
 circle of radius ``tip_radius`` whose apex is the end-effector origin and which faces the
 end-effector's +x axis, so its centre is ``ee * (-tip_radius, 0)``. The contact factor and the
 simulator both use these definitions.
+
+The SDF is defined once, in torch (``sdf``); ``Shape.sdf`` is that on numpy arrays and
+``foot_point`` its float form for the iSAM2 callbacks, which tests hold to it. torch is imported
+inside the functions that use it: reading a bag's object (``info``) needs no torch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tactile_estimator.records import ObjectInfo
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 SHAPES = ("rect", "disc", "ellipse")
 DEFAULT_SIZES = {"rect": (0.10, 0.08), "disc": (0.05,), "ellipse": (0.065, 0.045)}
@@ -44,13 +52,11 @@ class Shape:
         return ObjectInfo(self.kind, self.size)
 
     def sdf(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Signed distance of points (..., 2) in the object frame, and its gradient (..., 2)."""
-        points = np.asarray(points, dtype=float)
-        if self.kind == "disc":
-            return _disc_sdf(points, self.size[0])
-        if self.kind == "rect":
-            return _box_sdf(points, 0.5 * self.size[0], 0.5 * self.size[1])
-        return _ellipse_sdf(points, self.size[0], self.size[1])
+        """Signed distance of points (..., 2) in the object frame, and its gradient (..., 2): ``sdf`` on numpy."""
+        import torch
+
+        distance, gradient = sdf(self, torch.from_numpy(np.ascontiguousarray(points, dtype=float)))
+        return distance.numpy(), gradient.numpy()
 
     def footprint(self, n: int = 64) -> np.ndarray:
         """Boundary polygon (n, 2) in the object frame, for plots."""
@@ -74,30 +80,47 @@ class Shape:
         return float(np.linalg.norm(pts[inside], axis=-1).mean())
 
 
-def _disc_sdf(p: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    norm = np.linalg.norm(p, axis=-1)
-    safe = np.where(norm < 1e-12, 1.0, norm)
-    grad = np.where((norm < 1e-12)[..., None], np.array([1.0, 0.0]), p / safe[..., None])
+def sdf(shape: Shape, points: Tensor) -> tuple[Tensor, Tensor]:
+    """Signed distance (...,) of points (..., 2) in the object frame and its gradient (..., 2), in torch.
+
+    The one definition of the footprints' SDF: the factors, the batched solver and (through
+    ``Shape.sdf``) the simulator all use it; ``foot_point`` is its float form for per-factor callbacks.
+    """
+    kind, size = shape.kind, shape.size
+    if kind == "disc":
+        return _disc_sdf(points, size[0])
+    if kind == "rect":
+        return _box_sdf(points, 0.5 * size[0], 0.5 * size[1])
+    return _ellipse_sdf(points, size[0], size[1])
+
+
+def _disc_sdf(p: Tensor, radius: float) -> tuple[Tensor, Tensor]:
+    import torch
+
+    norm = torch.linalg.norm(p, dim=-1)
+    tiny = norm < 1e-12
+    safe = torch.where(tiny, torch.ones_like(norm), norm)
+    grad = torch.where(tiny[..., None], torch.tensor([1.0, 0.0], dtype=p.dtype, device=p.device), p / safe[..., None])
     return norm - radius, grad
 
 
-def _box_sdf(p: np.ndarray, hx: float, hy: float) -> tuple[np.ndarray, np.ndarray]:
-    q = np.abs(p) - np.array([hx, hy])
-    sign = np.where(p >= 0.0, 1.0, -1.0)
-    outside = np.maximum(q, 0.0)
-    out_norm = np.linalg.norm(outside, axis=-1)
-    inside = np.minimum(np.maximum(q[..., 0], q[..., 1]), 0.0)
-    dist = out_norm + inside
+def _box_sdf(p: Tensor, hx: float, hy: float) -> tuple[Tensor, Tensor]:
+    import torch
+
+    q = p.abs() - torch.tensor([hx, hy], dtype=p.dtype, device=p.device)
+    sign = torch.where(p >= 0.0, 1.0, -1.0).to(p.dtype)
+    outside = q.clamp(min=0.0)
+    out_norm = torch.linalg.norm(outside, dim=-1)
+    inside = torch.maximum(q[..., 0], q[..., 1]).clamp(max=0.0)
     is_out = out_norm > 0.0
-    safe = np.where(is_out, out_norm, 1.0)
-    grad_out = outside / safe[..., None]
+    safe = torch.where(is_out, out_norm, torch.ones_like(out_norm))
     x_face = q[..., 0] >= q[..., 1]
-    grad_in = np.stack([np.where(x_face, 1.0, 0.0), np.where(x_face, 0.0, 1.0)], axis=-1)
-    grad = np.where(is_out[..., None], grad_out, grad_in) * sign
-    return dist, grad
+    grad_in = torch.stack([x_face, ~x_face], -1).to(p.dtype)
+    grad = torch.where(is_out[..., None], outside / safe[..., None], grad_in) * sign
+    return out_norm + inside, grad
 
 
-def _ellipse_sdf(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+def _ellipse_sdf(p: Tensor, a: float, b: float) -> tuple[Tensor, Tensor]:
     """Exact distance to the ellipse (Eberly, "Distance from a point to an ellipse, an ellipsoid, or a
     hyperellipsoid", 2013).
 
@@ -105,40 +128,43 @@ def _ellipse_sdf(p: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndar
     ``x_i = r_i y_i / (s + r_i)`` where s is the unique root of a function that is decreasing and
     convex for s > -1. Newton's method started at a lower bound of the root therefore climbs to it
     without overshooting, for points deep inside as well as outside. (Newton on the boundary angle
-    converged to the wrong critical point for points inside the ellipse's evolute.)
+    converged to the wrong critical point for points inside the ellipse's evolute.) Each point stops
+    where its root's residual is below 1e-12; the iterations are fixed, so the form has no
+    data-dependent control flow (torch.func, CUDA).
     """
+    import torch
+
     px, py = p[..., 0], p[..., 1]
     swap = b > a
     if swap:
         px, py, a, b = py, px, b, a
-    y0, y1 = np.abs(px), np.abs(py)
+    y0, y1 = px.abs(), py.abs()
     z0, z1 = y0 / a, y1 / b
     r0 = (a / b) ** 2
     # On the major axis the root is -1 when the point is inside the evolute; a tiny z1 keeps the
     # iteration finite there and the closest point's y comes from the ellipse equation below.
     on_axis = z1 < 1e-12
-    z1 = np.where(on_axis, 1e-12, z1)
-    s = np.maximum(z1 - 1.0, r0 * z0 - r0)  # both are lower bounds of the root
+    z1 = torch.where(on_axis, torch.full_like(z1, 1e-12), z1)
+    s = torch.maximum(z1 - 1.0, r0 * z0 - r0)  # both are lower bounds of the root
     for _ in range(_ELLIPSE_NEWTON_ITERATIONS):
         g0, g1 = r0 * z0 / (s + r0), z1 / (s + 1.0)
         residual = g0 * g0 + g1 * g1 - 1.0
-        if np.all(residual < 1e-12):
-            break
-        s = s + residual / (2.0 * (g0 * g0 / (s + r0) + g1 * g1 / (s + 1.0)))
+        step = residual / (2.0 * (g0 * g0 / (s + r0) + g1 * g1 / (s + 1.0)))
+        s = s + torch.where(residual < 1e-12, torch.zeros_like(step), step)
     qx = r0 * y0 / (s + r0)
-    qy = np.where(on_axis, b * np.sqrt(np.clip(1.0 - (qx / a) ** 2, 0.0, 1.0)), y1 / (s + 1.0))
+    qy = torch.where(on_axis, b * torch.sqrt((1.0 - (qx / a) ** 2).clamp(0.0, 1.0)), y1 / (s + 1.0))
     # Put the closest point exactly on the boundary, whatever is left of the root's residual.
-    scale = np.hypot(qx / a, qy / b)
+    scale = torch.hypot(qx / a, qy / b)
     qx, qy = qx / scale, qy / scale
-    dist = np.hypot(y0 - qx, y1 - qy)
+    dist = torch.hypot(y0 - qx, y1 - qy)
     inside = (px / a) ** 2 + (py / b) ** 2 < 1.0
     # The gradient is the outward boundary normal at the closest point, parallel to p - q.
     nx, ny = qx / (a * a), qy / (b * b)
-    nn = np.hypot(nx, ny)
-    gx = np.where(px >= 0.0, 1.0, -1.0) * nx / nn
-    gy = np.where(py >= 0.0, 1.0, -1.0) * ny / nn
-    grad = np.stack([gy, gx] if swap else [gx, gy], axis=-1)
-    return np.where(inside, -dist, dist), grad
+    nn = torch.hypot(nx, ny)
+    gx = torch.where(px >= 0.0, 1.0, -1.0).to(p.dtype) * nx / nn
+    gy = torch.where(py >= 0.0, 1.0, -1.0).to(p.dtype) * ny / nn
+    grad = torch.stack([gy, gx] if swap else [gx, gy], -1)
+    return torch.where(inside, -dist, dist), grad
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,7 @@ def foot_point(shape: Shape, x: float, y: float) -> Foot:
     Returns (distance, gx, gy, fx, fy, J): the signed distance, its gradient, the closest boundary
     point f = p - distance * gradient, and J = df/dp row-major as (j00, j01, j10, j11). On a smooth
     boundary f slides along the tangent t by tᵀdp / (1 + distance * κ), κ the curvature at f; at a
-    rectangle's corner f stays put. The same values as ``Shape.sdf``, which tests hold.
+    rectangle's corner f stays put. The same values as ``sdf``, which tests hold.
     """
     if shape.kind == "disc":
         radius = shape.size[0]
@@ -187,7 +213,7 @@ def _box_foot(x: float, y: float, hx: float, hy: float) -> Foot:
 
 
 def _ellipse_foot(x: float, y: float, a: float, b: float) -> Foot:
-    """As _ellipse_sdf (same root-finding, same safeguards), on floats."""
+    """As _ellipse_sdf (same root-finding, same safeguards, the same stop per point), on floats."""
     swap = b > a
     px, py = (y, x) if swap else (x, y)
     if swap:

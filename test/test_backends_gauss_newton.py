@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 import torch
 from test_estimator import feed_interleaved, truth_errors
-from test_torch_forms import CASES as TORCH_FORM_CASES
-from test_torch_forms import MODELS as TORCH_FORM_MODELS
-from test_torch_forms import poses_for
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import BackendError
-from tactile_estimator.backends.gauss_newton import AUTODIFF_FROM, GaussNewtonBackend, Problem, jacobian_function
+from tactile_estimator.backends.gauss_newton import GaussNewtonBackend, Problem, jacobian_function
 from tactile_estimator.backends.isam2 import Isam2Backend
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.estimator import Estimator
-from tactile_estimator.factors import Factor, ObjectModel, torch_forms
+from tactile_estimator.factors import FAMILIES, Factor, ObjectModel
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
@@ -133,26 +130,7 @@ def test_marginals_outside_the_window_are_refused(graph: FactorGraph) -> None:
 
 
 # --------------------------------------------------------------- Jacobians: analytic or torch.func
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch's jvp rules
-@pytest.mark.parametrize(("family", "kind"), TORCH_FORM_CASES)
-def test_torch_func_jacobians_equal_the_analytic_and_numerical_ones(family: str, kind: str) -> None:
-    """Random poses (touching ones for contact and pushing). Analytic families agree to 1e-9; pushing,
-    whose current Jacobian is central differences (step 1e-6), to 1e-7; tactile_normal to 1e-6."""
-    poses, measurement = poses_for(family, kind, n=16)
-    as_t, m = [torch.from_numpy(p) for p in poses], torch.from_numpy(measurement)
-    model = TORCH_FORM_MODELS[kind]
-    r_ref, reference = torch_forms.JACOBIANS[family](as_t, m, model)
-    # tactile_normal's normal turns by 1/d (d ≈ 12 mm) per metre: its differences carry ~1e-7 of rounding
-    tol = {"pushing": 1e-7, "tactile_normal": 1e-6}.get(family, 1e-9)
-    for transform in torch_forms.AUTODIFF_TRANSFORMS:
-        r, jacobians = torch_forms.autodiff_jacobians(torch_forms.RESIDUALS[family], as_t, m, model, transform)
-        torch.testing.assert_close(r, r_ref, atol=1e-12, rtol=0.0)
-        assert len(jacobians) == len(reference)
-        for a, b in zip(jacobians, reference, strict=True):
-            assert a.shape == b.shape
-            torch.testing.assert_close(a, b, atol=tol, rtol=0.0)
-
-
+# Each family's Jacobians against torch.func: test_factor_<family>.py.
 def test_gn_reaches_the_same_solution_with_either_jacobian_path(graph: FactorGraph) -> None:
     """A batch of two prefixes of the simulated run (so padding too) solved with each path. Their
     solutions are smooth points: where a contact point sits on a corner of the rectangle (the 40-step
@@ -184,11 +162,13 @@ def test_gauss_newton_steps_never_raise_the_cost(graph: FactorGraph) -> None:
 
 
 def test_auto_takes_torch_func_for_large_pushing_groups_only() -> None:
-    threshold = AUTODIFF_FROM["pushing"]
-    assert jacobian_function("pushing", threshold - 1) is torch_forms.JACOBIANS["pushing"]
-    assert jacobian_function("pushing", threshold) is torch_forms.AUTODIFF_JACOBIANS["pushing"]
-    assert jacobian_function("tactile", 10**6) is torch_forms.JACOBIANS["tactile"]
-    assert jacobian_function("tactile", 1, "autodiff") is torch_forms.AUTODIFF_JACOBIANS["tactile"]
-    assert jacobian_function("pushing", 10**6, "analytic") is torch_forms.JACOBIANS["pushing"]
+    pushing, tactile = FAMILIES["pushing"], FAMILIES["tactile"]
+    threshold = pushing.autodiff_from
+    assert threshold == 2048 and tactile.autodiff_from is None
+    assert jacobian_function("pushing", threshold - 1) is pushing.jacobians
+    assert jacobian_function("pushing", threshold) is pushing.autodiff
+    assert jacobian_function("tactile", 10**6) is tactile.jacobians
+    assert jacobian_function("tactile", 1, "autodiff") is tactile.autodiff
+    assert jacobian_function("pushing", 10**6, "analytic") is pushing.jacobians
     with pytest.raises(ValueError, match="jacobians"):
         Problem([], jacobians="finite")

@@ -1,15 +1,25 @@
-"""Every factor family: analytic Jacobians equal numerical ones; residuals vanish where they should."""
+"""The factor registry: its families, their flags, and a family added with its own module only.
+
+Shared by the per-family tests (test_factor_*.py): random and touching poses, and one check of a
+family's Jacobians against central differences and torch.func.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tactile_estimator import geometry as se2
-from tactile_estimator.factors import FAMILIES, ObjectModel, numerical_jacobians, relative_sensor_motion
+from tactile_estimator.factors import FAMILIES, Factor, Family, ObjectModel, evaluate, numerical_jacobians
+from tactile_estimator.factors.base import AUTODIFF_TRANSFORMS, autodiff_jacobians
 from tactile_estimator.objects import Pusher, Shape
 
 RNG = np.random.default_rng(7)
+MODELS = {kind: ObjectModel.for_shape(Shape(kind, size)) for kind, size in
+          {"rect": (0.1, 0.08), "disc": (0.05,), "ellipse": (0.065, 0.045)}.items()}
+SHAPED = ("contact", "pushing", "tactile_normal")  # families that read the object's shape
+CASES = [(f, k) for f in sorted(FAMILIES) for k in (("rect", "disc", "ellipse") if f in SHAPED else ("rect",))]
 
 
 def random_poses(n: int, scale: float = 0.1) -> np.ndarray:
@@ -33,127 +43,112 @@ def touching_ee(shape: Shape, object_pose: np.ndarray, angle: float, tilt: float
     return se2.compose(object_pose, ee_in_object)
 
 
-MODELS = {kind: ObjectModel.for_shape(Shape(kind, size)) for kind, size in
-          {"rect": (0.1, 0.08), "disc": (0.05,), "ellipse": (0.065, 0.045)}.items()}
-
-
-@pytest.mark.parametrize("family", ["tactile", "ee_prior", "camera", "first_pose"])
-def test_pose_factor_jacobians_match_numerical(family: str) -> None:
-    fam = FAMILIES[family]
-    n_keys = 4 if family == "tactile" else 1
-    poses = [random_poses(20) for _ in range(n_keys)]
-    measurement = random_poses(20, 0.02)
-    r, analytic = fam.jacobians(poses, measurement, None)
-    numeric = numerical_jacobians(fam.residual, poses, measurement, None)
-    assert r.shape == (20, 3)
-    for a, n in zip(analytic, numeric, strict=True):
-        np.testing.assert_allclose(a, n, atol=1e-6)
-
-
-@pytest.mark.parametrize("kind", ["rect", "disc", "ellipse"])
-def test_contact_jacobians_match_numerical(kind: str) -> None:
+def poses_for(family: str, kind: str, n: int = 12) -> tuple[list[np.ndarray], np.ndarray]:
+    """Random poses for a family (touching ones, 0-2 mm off the surface, for those that read the shape)."""
     model = MODELS[kind]
-    objects = random_poses(10)
-    ees = np.stack([touching_ee(model.shape, o, RNG.uniform(-0.6, 0.6), 0.1) for o in objects])
-    ees[:, :2] += RNG.normal(0, 0.002, (10, 2))  # off the surface, so the SDF is smooth there
-    r, analytic = FAMILIES["contact"].jacobians([objects, ees], np.zeros((10, 0)), model)
-    numeric = numerical_jacobians(FAMILIES["contact"].residual, [objects, ees], np.zeros((10, 0)), model)
-    for a, n in zip(analytic, numeric, strict=True):
-        np.testing.assert_allclose(a, n, atol=1e-5)
+    if family in SHAPED:
+        o_prev = random_poses(n)
+        e_prev = np.stack([touching_ee(model.shape, o, RNG.uniform(-np.pi, np.pi), 0.1) for o in o_prev])
+        e_prev[:, :2] += RNG.normal(0, 0.002, (n, 2))
+        if family == "contact":
+            return [o_prev, e_prev], np.zeros((n, 0))
+        if family == "tactile_normal":
+            return [o_prev, e_prev], RNG.normal(0, 0.1, (n, 1))
+        step = np.column_stack([RNG.normal(0, 0.003, (n, 2)), RNG.normal(0, 0.02, n)])
+        return [o_prev, se2.compose(o_prev, step), e_prev, se2.compose(e_prev, step)], np.zeros((n, 0))
+    return [random_poses(n) for _ in FAMILIES[family].keys], random_poses(n, 0.02)
 
 
-@pytest.mark.parametrize("kind", ["rect", "disc", "ellipse"])
-def test_contact_residual_is_zero_when_tip_touches(kind: str) -> None:
-    model = MODELS[kind]
-    o = np.array([0.2, -0.1, 0.7])
-    e = touching_ee(model.shape, o, 0.3, 0.05)
-    r = FAMILIES["contact"].residual([o[None], e[None]], np.zeros((1, 0)), model)
-    assert abs(r[0, 0]) < 1e-9
-    e_away = se2.compose(e, np.array([-0.01, 0.0, 0.0]))
-    r_away = FAMILIES["contact"].residual([o[None], e_away[None]], np.zeros((1, 0)), model)
-    assert r_away[0, 0] == pytest.approx(0.01, abs=1e-3)
+def tensors(poses: list[np.ndarray], measurement: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+    return [torch.from_numpy(p) for p in poses], torch.from_numpy(measurement)
 
 
-def test_tactile_factor_is_zero_at_ground_truth() -> None:
-    o_i, e_i, o_j, e_j = (random_poses(5) for _ in range(4))
-    measured = relative_sensor_motion(o_i, e_i, o_j, e_j)
-    r = FAMILIES["tactile"].residual([o_i, e_i, o_j, e_j], measured, None)
-    np.testing.assert_allclose(r, 0.0, atol=1e-12)
+def assert_jacobians_agree(family: str, kind: str, numerical_atol: float, autodiff_atol: float) -> None:
+    """A family's definition on random (or touching) poses: its Jacobians against central differences of
+    its error (to ``numerical_atol``) and against torch.func by all three transforms (to ``autodiff_atol``);
+    the residuals of every path, and of the numpy view, equal the error's."""
+    declared, model = FAMILIES[family], MODELS[kind]
+    poses, measurement = poses_for(family, kind, n=16)
+    as_t, m = tensors(poses, measurement)
+    reference = declared.error(as_t, m, model)
+    assert reference.shape == (16, declared.dim) and reference.dtype == torch.float64
+    np.testing.assert_array_equal(declared.residual(poses, measurement, model), reference.numpy())
+    r, analytic = declared.jacobians(as_t, m, model)
+    torch.testing.assert_close(r, reference, atol=1e-12, rtol=0.0)
+    assert len(analytic) == len(declared.keys)
+    for a, b in zip(analytic, numerical_jacobians(declared.error, as_t, m, model), strict=True):
+        assert a.shape == (16, declared.dim, 3)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=numerical_atol)
+    for transform in AUTODIFF_TRANSFORMS:
+        r, jacobians = autodiff_jacobians(declared.error, as_t, m, model, transform)
+        torch.testing.assert_close(r, reference, atol=1e-12, rtol=0.0)
+        assert len(jacobians) == len(analytic)
+        for a, b in zip(jacobians, analytic, strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, atol=autodiff_atol, rtol=0.0)
 
 
-def test_pushing_factor_is_zero_for_sticking_push_through_centre() -> None:
-    """Pushing a disc straight through its centre: D·V = V_p holds exactly for a pure translation."""
-    model = MODELS["disc"]
-    o0 = np.array([0.0, 0.0, 0.3])
-    e0 = touching_ee(model.shape, o0, np.pi, 0.0)  # tip on the -x side of the object, facing +x
-    step = se2.transform_point(o0, np.array([0.003, 0.0])) - o0[:2]
-    o1 = o0 + np.array([step[0], step[1], 0.0])
-    e1 = e0 + np.array([step[0], step[1], 0.0])
-    r = FAMILIES["pushing"].residual([o0[None], o1[None], e0[None], e1[None]], np.zeros((1, 0)), model)
-    np.testing.assert_allclose(r, 0.0, atol=1e-9)
-    # A rotation the pusher cannot explain is penalised.
-    o1_rot = o1 + np.array([0.0, 0.0, 0.05])
-    r_rot = FAMILIES["pushing"].residual([o0[None], o1_rot[None], e0[None], e1[None]], np.zeros((1, 0)), model)
-    assert np.linalg.norm(r_rot) > 1e-3
+# ------------------------------------------------------------------------------------ registry
+def test_registry_keeps_its_order_and_flags() -> None:
+    assert list(FAMILIES) == ["tactile", "tactile_normal", "pushing", "contact", "ee_prior", "camera", "first_pose",
+                              "at_rest", "motion_prior"]
+    assert [n for n, f in FAMILIES.items() if not f.learnable] == ["first_pose", "at_rest", "motion_prior"]
+    assert [n for n, f in FAMILIES.items() if not f.switchable] == ["at_rest", "motion_prior"]
+    assert {n: len(f.keys) for n, f in FAMILIES.items()} == {
+        "tactile": 4, "pushing": 4, "contact": 2, "tactile_normal": 2, "ee_prior": 1, "camera": 1, "first_pose": 1,
+        "at_rest": 2, "motion_prior": 2}
+    for name, family in FAMILIES.items():
+        assert family.name == name
+    assert {n: f.gtsam for n, f in FAMILIES.items() if f.gtsam != "custom"} == {
+        "ee_prior": "prior", "camera": "prior", "first_pose": "prior", "at_rest": "between", "motion_prior": "between"}
 
 
-def test_pushing_jacobians_match_fine_numerical() -> None:
-    model = MODELS["rect"]
-    o0 = random_poses(4)
-    e0 = np.stack([touching_ee(model.shape, o, RNG.uniform(2.6, 3.6), 0.1) for o in o0])
-    o1 = se2.compose(o0, random_poses(4, 0.002) * np.array([1, 1, 0.05]))
-    e1 = se2.compose(e0, random_poses(4, 0.002) * np.array([1, 1, 0.05]))
-    poses = [o0, o1, e0, e1]
-    _, jac = FAMILIES["pushing"].jacobians(poses, np.zeros((4, 0)), model)
-    fine = numerical_jacobians(FAMILIES["pushing"].residual, poses, np.zeros((4, 0)), model, step=1e-7)
-    for a, n in zip(jac, fine, strict=True):
-        np.testing.assert_allclose(a, n, atol=1e-4)
+def test_a_family_is_refused_with_keys_or_a_gtsam_kind_it_cannot_have() -> None:
+    error = FAMILIES["camera"].error
+    with pytest.raises(ValueError, match="'bad'.*keys"):
+        Family("bad", ("x",), 3, error)
+    with pytest.raises(ValueError, match="'bad'.*gtsam"):
+        Family("bad", ("o",), 3, error, gtsam="native")
 
 
-@pytest.mark.parametrize("family", ["at_rest", "motion_prior"])
-def test_between_jacobians_match_numerical(family: str) -> None:
-    fam = FAMILIES[family]
-    poses = [random_poses(10), random_poses(10)]
-    measurement = random_poses(10, 0.01)
-    _, analytic = fam.jacobians(poses, measurement, None)
-    numeric = numerical_jacobians(fam.residual, poses, measurement, None)
-    for a, n in zip(analytic, numeric, strict=True):
-        np.testing.assert_allclose(a, n, atol=1e-6)
+def test_evaluate_gives_one_factors_residual_and_jacobians() -> None:
+    poses, measurement = poses_for("tactile", "rect", n=1)
+    factor = Factor("tactile", (("o", 0), ("e", 0), ("o", 1), ("e", 1)), measurement[0], np.ones(3))
+    residual, jacobians = evaluate(factor, [p[0] for p in poses])
+    r, jac = FAMILIES["tactile"].jacobians(*tensors(poses, measurement), None)
+    assert residual.shape == (3,) and [j.shape for j in jacobians] == [(3, 3)] * 4
+    np.testing.assert_array_equal(residual, r[0].numpy())
+    for a, b in zip(jacobians, jac, strict=True):
+        np.testing.assert_array_equal(a, b[0].numpy())
 
 
-@pytest.mark.parametrize("kind", ["rect", "disc", "ellipse"])
-def test_tactile_normal_reads_the_sensors_tilt_against_the_surface(kind: str) -> None:
-    """Pushing at boundary direction 0.3 with the sensor tilted by t from the inward normal: the
-    normal in the sensor frame deviates by -t (on a disc and on a face; an ellipse's normal at that
-    point is not radial, so only the residual at the measured value is checked there)."""
-    model = MODELS[kind]
-    o = np.array([0.2, -0.1, 0.7])
-    tilts = np.array([-0.2, 0.0, 0.15])
-    ees = np.stack([touching_ee(model.shape, o, 0.0 if kind == "rect" else 0.3, t) for t in tilts])
-    objects = np.repeat(o[None], 3, 0)
-    deviation = FAMILIES["tactile_normal"].residual([objects, ees], np.zeros((3, 1)), model)[:, 0]
-    if kind != "ellipse":
-        np.testing.assert_allclose(deviation, -tilts, atol=1e-9)
-    r = FAMILIES["tactile_normal"].residual([objects, ees], deviation[:, None], model)
-    np.testing.assert_allclose(r, 0.0, atol=1e-12)
+def _position_error(poses, measured, context=None):
+    """A toy family: the object's position in the world, measured (a GPS-like fix)."""
+    return poses[0][..., :2] - measured
 
 
-def test_tactile_normal_is_blind_to_what_the_image_cannot_show() -> None:
-    """Sliding along a face and a disc's spin about its centre leave the measurement unchanged;
-    turning the object against the sensor does not."""
-    o = np.array([0.2, -0.1, 0.7])
-    rect, disc = MODELS["rect"], MODELS["disc"]
-    e = touching_ee(rect.shape, o, 0.0, 0.1)
-    slid = se2.compose(e, np.array([0.0, 0.01, 0.0]))  # along the +x face: the sensor's y is near the face
-    spun = se2.compose(o, np.array([0.0, 0.0, 0.5]))
-    e_disc = touching_ee(disc.shape, o, 0.3, 0.1)
-    turned = se2.compose(o, np.array([0.0, 0.0, 0.05]))
+def test_a_family_needs_its_declaration_only_to_be_solved_by_both_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A family declared with its error alone (central-difference Jacobians, the iSAM2 backend calls its
+    definition) is solved by both backends, to the same estimate."""
+    from tactile_estimator.backends.gauss_newton import Problem
+    from tactile_estimator.backends.isam2 import Isam2Backend
 
-    def normal(model: ObjectModel, obj: np.ndarray, ee: np.ndarray) -> float:
-        return float(FAMILIES["tactile_normal"].residual([obj[None], ee[None]], np.zeros((1, 1)), model)[0, 0])
-
-    slide_direction = se2.between(e, slid)
-    assert abs(slide_direction[2]) < 1e-12
-    assert normal(rect, o, slid) == pytest.approx(normal(rect, o, e), abs=1e-3)  # slide ⟂ to the sensor's x only
-    assert normal(disc, spun, e_disc) == pytest.approx(normal(disc, o, e_disc), abs=1e-12)
-    assert abs(normal(rect, turned, e) - normal(rect, o, e)) == pytest.approx(0.05, abs=1e-9)
+    toy = Family("position", ("o",), 2, _position_error)
+    monkeypatch.setitem(FAMILIES, "position", toy)
+    loose = np.array([1.0, 1.0, 0.1])
+    factors = [Factor("first_pose", (("o", 0),), np.zeros(3), loose),
+               Factor("motion_prior", (("o", 0), ("o", 1)), np.array([0.1, 0.0, 0.2]), np.array([0.01, 0.01, 0.01])),
+               Factor("position", (("o", 0),), np.array([0.3, -0.2]), np.array([0.001, 0.001])),
+               Factor("position", (("o", 1),), np.array([0.41, -0.17]), np.array([0.001, 0.001]))]
+    initial = {("o", 0): np.zeros(3), ("o", 1): np.zeros(3)}
+    isam = Isam2Backend(relinearize_threshold=0.0)
+    isam.add(factors, initial)
+    isam.refine(20)
+    problem = Problem([(factors, initial)])
+    report = problem.solve(iterations=30)
+    assert bool(report.converged[0]) and not bool(report.failed[0])
+    ours, theirs = problem.values_of(0), isam.estimate()
+    for key in initial:
+        np.testing.assert_allclose(ours[key], theirs[key], atol=1e-9)
+    np.testing.assert_allclose(ours[("o", 0)][:2], [0.3, -0.2], atol=2e-3)  # the fixes, not the loose prior
+    np.testing.assert_allclose(ours[("o", 1)][:2], [0.41, -0.17], atol=2e-3)

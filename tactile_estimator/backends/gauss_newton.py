@@ -7,19 +7,18 @@ block-tridiagonal over chunks, and a block-tridiagonal Cholesky costs O(chunks Â
 in the number of steps, where a dense Cholesky is cubic. Marginal covariances and joint samples
 come from the same factor by triangular solves, never from a dense inverse.
 
-The factor forms are factors/torch_forms.py, held equal to the numpy definitions that the iSAM2
-backend uses. A batch element whose input is not finite, or whose system is indeterminate, is
-reported in ``failed`` and ``reasons`` and does not touch the others.
+The factors are their families' torch definitions (factors/, ``FAMILIES``), the same ones the
+iSAM2 backend's callbacks are held to. A batch element whose input is not finite, or whose system is
+indeterminate, is reported in ``failed`` and ``reasons`` and does not touch the others.
 
-Jacobians (``jacobians=``): "analytic" takes torch_forms.JACOBIANS (closed forms; central differences
-for pushing, 24 residual evaluations per factor), "autodiff" torch.func for every family
-(torch_forms.autodiff_jacobians, jacrev of the batch-summed residual), and "auto", the default, the
-faster of the two as measured by benchmarks/jacobians.py (float64, CPU, one thread; RESULTS.md,
-2026-11-21): analytic for prior, between, tactile and contact, where torch.func is 2.5-6x slower from
-64 to 16384 factors; for pushing, central differences below ``AUTODIFF_FROM["pushing"]`` = 2048
-factors in a group and torch.func from there (0.98x on the rect and 1.05x on the ellipse at 2048,
-2.7x and 3.1x faster at 16384). The two paths agree to 1e-9 (1e-7 for pushing, the error of the
-differences) except at the rare pose where the residual has a kink within the difference step.
+Jacobians (``jacobians=``): "analytic" takes each family's ``Family.jacobians`` (closed forms; central
+differences for pushing, 24 residual evaluations per factor), "autodiff" torch.func for every family
+(``Family.autodiff``, jacrev of the batch-summed residual), and "auto", the default, the faster of
+the two as measured by benchmarks/jacobians.py (float64, CPU, one thread): analytic for prior,
+between, tactile and contact, where torch.func is slower at every batch size measured; for a family
+with ``Family.autodiff_from`` (pushing), its Jacobians below that many factors in a group and
+torch.func from there. The two paths agree to 1e-9 (1e-7 for pushing, the error of the differences)
+except at the rare pose where the residual has a kink within the difference step.
 """
 
 from __future__ import annotations
@@ -32,23 +31,23 @@ import numpy as np
 import torch
 
 from tactile_estimator.backends import BackendError, BatchSolution, Graph
-from tactile_estimator.factors import Factor, Key, key_order, torch_forms
+from tactile_estimator.factors import FAMILIES, Factor, Key, key_order, lie
 
 Tensor = torch.Tensor
 BACKTRACK_HALVINGS = 4  # a Gauss-Newton step that raises the cost is halved up to this many times
 _FIXED_WEIGHT = 1e12  # diagonal added to held variables: their step is ~0, then set to exactly 0
 JACOBIAN_PATHS = ("auto", "analytic", "autodiff")
-AUTODIFF_FROM: dict[str, int] = {"pushing": 2048}  # "auto": torch.func from this many factors in a group (measured)
 
 
 def jacobian_function(family: str, factors: int, jacobians: str = "auto") -> Callable:
     """The Jacobian function of a group of ``factors`` factors of ``family`` under a ``jacobians`` path."""
     if jacobians not in JACOBIAN_PATHS:
         raise ValueError(f"jacobians '{jacobians}' is unknown; expected one of {JACOBIAN_PATHS}")
-    threshold = AUTODIFF_FROM.get(family)
+    declared = FAMILIES[family]
+    threshold = declared.autodiff_from
     if jacobians == "autodiff" or (jacobians == "auto" and threshold is not None and factors >= threshold):
-        return torch_forms.AUTODIFF_JACOBIANS[family]
-    return torch_forms.JACOBIANS[family]
+        return declared.autodiff
+    return declared.jacobians
 
 
 @dataclass
@@ -193,7 +192,7 @@ class Problem:
         total = torch.zeros(self.batch, dtype=self.dtype, device=self.device)
         for g in self.groups:
             B, F, _ = g.index.shape
-            r = torch_forms.RESIDUALS[g.family](self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
+            r = FAMILIES[g.family].error(self._poses(values, g), g.measurement.reshape(B * F, -1), g.model)
             rw = r.reshape(B, F, -1) * g.inv_sigma * g.mask[..., None]
             total = total + 0.5 * rw.square().sum((1, 2))
         return total
@@ -256,7 +255,7 @@ class Problem:
             done |= factor.failed
             step = -factor.solve(grad[..., None])[..., 0].view(B, self.variables, 3)
             step = step * (self.valid & ~self.held & ~done[:, None])[..., None]
-            trial = torch_forms.compose(self.values, torch_forms.exp(step))
+            trial = lie.compose(self.values, lie.exp(step))
             new_cost = self.cost(trial)
             if lam is None:
                 trial, new_cost, step = self._backtrack(step, trial, new_cost, cost, done)
@@ -284,7 +283,7 @@ class Problem:
             if not bool(worse.any()):
                 break
             step = torch.where(worse[:, None, None], step * 0.5, step)
-            retry = torch_forms.compose(self.values, torch_forms.exp(step))
+            retry = lie.compose(self.values, lie.exp(step))
             retry_cost = self.cost(retry)
             trial = torch.where(worse[:, None, None], retry, trial)
             new_cost = torch.where(worse, retry_cost, new_cost)
@@ -325,7 +324,7 @@ class Problem:
             z = torch.randn((self.batch, *shape), dtype=self.dtype, device=self.device, generator=generator)
         delta = factor.solve_upper(z).permute(0, 2, 1).reshape(self.batch, n, self.variables, 3)
         delta = delta * (self.valid & ~self.held)[:, None, :, None]
-        return torch_forms.compose(self.values[:, None].expand_as(delta), torch_forms.exp(delta))
+        return lie.compose(self.values[:, None].expand_as(delta), lie.exp(delta))
 
     def values_of(self, b: int) -> dict[Key, np.ndarray]:
         values = self.values[b].detach().cpu().numpy()

@@ -1,13 +1,15 @@
 """iSAM2 (GTSAM) backend.
 
-Priors become gtsam's native PriorFactorPose2 and the relative-motion priors BetweenFactorPose2
-(their errors are the same Log(p̂⁻¹x) and Log(m⁻¹a⁻¹b), held equal by tests). The tactile,
-contact-normal, pushing and contact factors are CustomFactors, which call back into Python at every
-linearization; iSAM2 keeps that to the factors whose variables moved, but a relinearization burst
-re-evaluates hundreds at once. So these callbacks compute one factor on floats: gtsam's Pose2 maps
-and their Jacobians, objects.foot_point for the contact point, geometry.log_derivative for Log,
-and a few 3x3 products. Tests hold each to its numpy definition in factors/ on every shape
-(measured per call: pushing 313 -> 27 us, contact 85 -> 9 us, against the batched numpy forms).
+Each factor is built as its family says (``Family.gtsam``): the priors as gtsam's native
+PriorFactorPose2 and the relative-motion priors as BetweenFactorPose2 (their errors are the same
+Log(p̂⁻¹x) and Log(m⁻¹a⁻¹b), held equal by tests); every other family as a CustomFactor, which calls
+back into Python at every linearization. iSAM2 keeps that to the factors whose variables moved, but a
+relinearization burst re-evaluates hundreds at once, and the family's batched torch definition costs
+tens of times a float computation for one factor. So the tactile, contact-normal, pushing and
+contact factors have a float form here (``CALLBACKS``): gtsam's Pose2 maps and their Jacobians,
+objects.foot_point for the contact point, geometry.log_derivative for Log, and a few 3x3 products.
+Tests hold each to its family's definition (residuals and Jacobians) on every shape. A family
+without a float form calls its definition on a batch of one (``definition_callback``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,8 @@ import numpy as np
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import BackendError, BatchSolution, Graph
-from tactile_estimator.factors import Factor, Key
+from tactile_estimator.factors import FAMILIES, Factor, Key, as_tensor
 from tactile_estimator.objects import foot_point
-
-NATIVE_PRIORS = ("ee_prior", "camera", "first_pose")
-NATIVE_BETWEEN = ("at_rest", "motion_prior")
 
 
 def gtsam_key(key: Key) -> int:
@@ -62,7 +61,7 @@ def _tip_centre(o: gtsam.Pose2, e: gtsam.Pose2, tip: np.ndarray, d_o: np.ndarray
 
 
 def _contact_error(factor: Factor, keys: list[int]):
-    """contact_residual on floats: sdf(c) - r with gradientᵀ dc as its Jacobians."""
+    """contact_error on floats: sdf(c) - r with gradientᵀ dc as its Jacobians."""
     model = factor.context
     tip, radius = model.pusher.centre_in_ee(), model.pusher.radius
     o_key, e_key = keys
@@ -80,7 +79,7 @@ def _contact_error(factor: Factor, keys: list[int]):
 
 
 def _tactile_normal_error(factor: Factor, keys: list[int]):
-    """tactile_normal_residual on floats: dν/dc = (tᵀ − tᵀJ) / d through the tip centre's Jacobians,
+    """tactile_normal_error on floats: dν/dc = (tᵀ − tᵀJ) / d through the tip centre's Jacobians,
     and ±1 in θ_o, θ_e from θ_s = θ_e − θ_o; a rectangle's face reading has the ±1 alone
     (factors/tactile_normal.py)."""
     model = factor.context
@@ -116,7 +115,7 @@ def _tactile_normal_error(factor: Factor, keys: list[int]):
 
 
 def _pushing_error(factor: Factor, keys: list[int]):
-    """pushing_residual on floats, with analytic Jacobians (tests hold both to factors/pushing.py).
+    """pushing_error on floats, with analytic Jacobians (tests hold both to factors/pushing.py).
 
     r = D'·V + ∂r/∂p · p + (−v_p, 0): the object twist V = Log(o₀⁻¹o₁) through gtsam's Logmap and
     between Jacobians, the contact point p = foot(c) through foot_point's dp/dc, and the pusher's
@@ -153,6 +152,24 @@ def _pushing_error(factor: Factor, keys: list[int]):
     return error
 
 
+def definition_callback(factor: Factor, keys: list[int]):
+    """Any family's definition (``Family.jacobians``) on a batch of one, for the families without a float form."""
+    family = FAMILIES[factor.family]
+    measurement = as_tensor(np.asarray(factor.measurement, dtype=float).reshape(1, -1))
+
+    def error(this: gtsam.CustomFactor, values: gtsam.Values, jacobians: list | None) -> np.ndarray:
+        poses = [as_tensor(pose_array(values.atPose2(k))[None]) for k in keys]
+        residual, jac = family.jacobians(poses, measurement, factor.context)
+        if jacobians is not None:
+            for index, block in enumerate(jac):
+                jacobians[index] = block[0].numpy()
+        return residual[0].numpy()
+
+    return error
+
+
+# The float forms, by family (measured per callback: pushing 313 -> 27 us, contact 85 -> 9 us, against
+# the batched forms on one factor).
 CALLBACKS = {
     "tactile": _tactile_error, "pushing": _pushing_error, "contact": _contact_error,
     "tactile_normal": _tactile_normal_error,
@@ -163,11 +180,12 @@ def to_gtsam(factor: Factor) -> gtsam.NonlinearFactor:
     noise = gtsam.noiseModel.Diagonal.Sigmas(np.asarray(factor.sigmas, dtype=float))
     keys = [gtsam_key(k) for k in factor.keys]
     m = factor.measurement
-    if factor.family in NATIVE_PRIORS:
+    kind = FAMILIES[factor.family].gtsam
+    if kind == "prior":
         return gtsam.PriorFactorPose2(keys[0], gtsam.Pose2(m[0], m[1], m[2]), noise)
-    if factor.family in NATIVE_BETWEEN:
+    if kind == "between":
         return gtsam.BetweenFactorPose2(keys[0], keys[1], gtsam.Pose2(m[0], m[1], m[2]), noise)
-    return gtsam.CustomFactor(noise, keys, CALLBACKS[factor.family](factor, keys))
+    return gtsam.CustomFactor(noise, keys, CALLBACKS.get(factor.family, definition_callback)(factor, keys))
 
 
 class Isam2Backend:

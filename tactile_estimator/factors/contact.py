@@ -6,15 +6,17 @@ radius, over keys (o_k, e_k). It is zero in contact and positive when the tip is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from tactile_estimator import geometry as se2
+from tactile_estimator import objects
+from tactile_estimator.factors import lie
+from tactile_estimator.factors.base import Family, Poses
+from tactile_estimator.factors.lie import torch
 from tactile_estimator.objects import Pusher, Shape
 
-_CROSS = np.array([[0.0, -1.0], [1.0, 0.0]])  # d R(θ)/dθ = R(θ) · _CROSS
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -30,31 +32,34 @@ class ObjectModel:
         return cls(shape, pusher or Pusher(), shape.limit_surface_c())
 
 
-def tip_centre_in_object(object_pose: np.ndarray, ee_pose: np.ndarray, pusher: Pusher) -> np.ndarray:
-    centre_world = se2.transform_point(ee_pose, pusher.centre_in_ee())
-    return se2.transform_point_inverse(object_pose, centre_world)
+def tip_centre_in_object(o: Tensor, e: Tensor, model: ObjectModel) -> Tensor:
+    """c = o⁻¹(e · tip): the tip circle's centre in the object frame."""
+    offset = torch.tensor(model.pusher.centre_in_ee(), dtype=o.dtype, device=o.device).expand(e.shape[:-1] + (2,))
+    return lie.transform_point_inverse(o, lie.transform_point(e, offset))
 
 
-def contact_residual(poses: Sequence[np.ndarray], measurement: np.ndarray, model: ObjectModel) -> np.ndarray:
-    o, e = poses
-    distance, _ = model.shape.sdf(tip_centre_in_object(o, e, model.pusher))
+def contact_error(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tensor:
+    distance, _ = objects.sdf(model.shape, tip_centre_in_object(poses[0], poses[1], model))
     return (distance - model.pusher.radius)[..., None]
 
 
-def contact_jacobians(
-    poses: Sequence[np.ndarray], measurement: np.ndarray, model: ObjectModel
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    o, e = (np.atleast_2d(p) for p in poses)
-    centre = tip_centre_in_object(o, e, model.pusher)
-    distance, gradient = model.shape.sdf(centre)
-    # d centre / d(o perturbation): translation -I, rotation -_CROSS @ centre.
-    d_o = np.concatenate([-np.broadcast_to(np.eye(2), centre.shape[:-1] + (2, 2)), (-centre @ _CROSS.T)[..., None]], -1)
-    # d centre / d(e perturbation): R_oᵀ R_e [I | _CROSS @ tip_offset].
+def contact_jacobians(poses: Poses, measurement: Tensor, model: ObjectModel) -> tuple[Tensor, list[Tensor]]:
+    """gradientᵀ dc: dc/d(o) = [-I | -× c], dc/d(e) = R_oᵀR_e [I | × tip]."""
+    o, e = poses
+    centre = tip_centre_in_object(o, e, model)
+    distance, gradient = objects.sdf(model.shape, centre)
+    n = centre.shape[:-1]
+    eye = torch.eye(2, dtype=o.dtype, device=o.device).expand(n + (2, 2))
+    cross_centre = torch.stack([-centre[..., 1], centre[..., 0]], -1)  # [[0, -1], [1, 0]] @ centre
+    d_o = torch.cat([-eye, -cross_centre[..., None]], -1)
     offset = model.pusher.centre_in_ee()
-    rel = se2.between(o, e)
-    c, s = np.cos(rel[..., 2]), np.sin(rel[..., 2])
-    rot = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
-    lever = np.broadcast_to((_CROSS @ offset)[:, None], rot.shape[:-1] + (1,))
-    d_e = rot @ np.concatenate([np.broadcast_to(np.eye(2), rot.shape), lever], -1)
+    lever = torch.tensor([-offset[1], offset[0]], dtype=o.dtype, device=o.device).expand(n + (2,))
+    rel = lie.between(o, e)
+    c, s = torch.cos(rel[..., 2]), torch.sin(rel[..., 2])
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    d_e = rot @ torch.cat([eye, lever[..., None]], -1)
     g = gradient[..., None, :]
     return (distance - model.pusher.radius)[..., None], [g @ d_o, g @ d_e]
+
+
+FAMILY = Family("contact", ("o", "e"), 1, contact_error, contact_jacobians)

@@ -25,19 +25,23 @@ network reads it as the angle of (cos 4δ, sin 4δ) (networks/tactile.py), conti
 Jacobians (disc, ellipse): the normal turns as c slides along the tangent t by dν/dc = (tᵀ − tᵀJ) / d, where
 d = sdf(c) and J = df/dc is the closest point's derivative (objects.foot_point): on a curve of
 curvature κ, 1 − tᵀJt = dκ / (1 + dκ) (a disc: dν/dc = tᵀ / |c|). A rectangle's is ±1 in θ_o
-and θ_e alone. The numpy form here is the definition (numerical Jacobians); the iSAM2 callback
-computes the analytic form, held to it by tests.
+and θ_e alone. The torch form here is the definition (central-difference Jacobians); the iSAM2
+callback computes the analytic form, held to it by tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tactile_estimator import geometry as se2
-from tactile_estimator.factors.base import numerical_jacobians
+from tactile_estimator import objects
+from tactile_estimator.factors.base import Family, Poses, as_tensor
 from tactile_estimator.factors.contact import ObjectModel, tip_centre_in_object
+from tactile_estimator.factors.lie import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def symmetry(kind: str) -> int:
@@ -46,41 +50,46 @@ def symmetry(kind: str) -> int:
     return 4 if kind == "rect" else 1
 
 
-def fold(angle: np.ndarray, period_count: int | np.ndarray) -> np.ndarray:
+def fold(angle: Tensor, period_count: int | Tensor) -> Tensor:
     """An angle folded into [−π/m, π/m) for m = ``period_count`` (m = 1: wrapped to [−π, π)); m may
     be one per angle."""
-    half = np.pi / period_count
-    return np.mod(np.asarray(angle, dtype=float) + half, 2.0 * half) - half
+    half = torch.pi / period_count
+    return torch.remainder(angle + half, 2.0 * half) - half
+
+
+def normal_deviation(o: Tensor, e: Tensor, model: ObjectModel) -> Tensor:
+    """δ = ν − θ_s − π for poses (..., 3), folded by the shape's symmetry. A rectangle's ν is the normal
+    of the face that most squarely faces the sensor, so its δ lies in [−π/4, π/4)."""
+    sensor_angle = e[..., 2] - o[..., 2]
+    if model.shape.kind == "rect":
+        return fold(-sensor_angle - torch.pi, 4)
+    _, gradient = objects.sdf(model.shape, tip_centre_in_object(o, e, model))
+    normal = torch.atan2(gradient[..., 1], gradient[..., 0])
+    return fold(normal - sensor_angle - torch.pi, 1)
 
 
 def contact_normal_deviation(object_pose: np.ndarray, ee_pose: np.ndarray, model: ObjectModel) -> np.ndarray:
-    """δ = ν − θ_s − π for poses (..., 3), folded by the shape's symmetry: what the network learns to
-    predict (its training target). A rectangle's ν is the normal of the face that most squarely faces
-    the sensor, so its δ lies in [−π/4, π/4)."""
-    sensor_angle = se2.between(object_pose, ee_pose)[..., 2]
-    if model.shape.kind == "rect":
-        return fold(-sensor_angle - np.pi, 4)
-    _, gradient = model.shape.sdf(tip_centre_in_object(object_pose, ee_pose, model.pusher))
-    normal = np.arctan2(gradient[..., 1], gradient[..., 0])
-    return fold(normal - sensor_angle - np.pi, 1)
+    """``normal_deviation`` on numpy poses: what the network learns to predict (its training target)."""
+    return normal_deviation(as_tensor(object_pose), as_tensor(ee_pose), model).numpy()
 
 
 def at_corner(object_pose: np.ndarray, ee_pose: np.ndarray, model: ObjectModel) -> np.ndarray:
     """(...,) True where the tip's centre is nearer a rectangle's corner than any of its faces."""
     if model.shape.kind != "rect":
         return np.zeros(np.shape(object_pose)[:-1], bool)
-    centre = tip_centre_in_object(object_pose, ee_pose, model.pusher)
+    centre = tip_centre_in_object(as_tensor(object_pose), as_tensor(ee_pose), model).numpy()
     return (np.abs(centre) > 0.5 * np.asarray(model.shape.size)).all(-1)
 
 
-def tactile_normal_residual(poses: Sequence[np.ndarray], measurement: np.ndarray, model: ObjectModel) -> np.ndarray:
+def tactile_normal_error(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tensor:
+    """fold(ν − θ_s − π − δ̂): the deviation and the reading, folded by the shape's symmetry."""
     o, e = poses
-    deviation = contact_normal_deviation(o, e, model)
-    return fold(deviation - np.asarray(measurement)[..., 0], symmetry(model.shape.kind))[..., None]
+    sensor_angle = e[..., 2] - o[..., 2]
+    if model.shape.kind == "rect":  # the face that most squarely faces the sensor, modulo a quarter turn
+        return fold(-sensor_angle - torch.pi - measurement[..., 0], 4)[..., None]
+    _, gradient = objects.sdf(model.shape, tip_centre_in_object(o, e, model))
+    normal = torch.atan2(gradient[..., 1], gradient[..., 0])
+    return fold(normal - sensor_angle - torch.pi - measurement[..., 0], 1)[..., None]
 
 
-def tactile_normal_jacobians(
-    poses: Sequence[np.ndarray], measurement: np.ndarray, model: ObjectModel
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    r = tactile_normal_residual(poses, measurement, model)
-    return r, numerical_jacobians(tactile_normal_residual, poses, measurement, model)
+FAMILY = Family("tactile_normal", ("o", "e"), 1, tactile_normal_error)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tactile_estimator.config import UnrollConfig
-from tactile_estimator.factors import torch_forms
+from tactile_estimator.factors import FAMILIES, lie
 from tactile_estimator.learning import runs as R
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def _normal_equations(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor
     for family, group in run.groups.items():
         poses = [values[group.index[:, a]] for a in range(group.index.shape[1])]
         measured = predictions if family == "tactile" else group.measurement
-        r, jacobians = torch_forms.JACOBIANS[family](poses, measured, run.model)
+        r, jacobians = FAMILIES[family].jacobians(poses, measured, run.model)
         sigma = theta.sigma(family)
         scale = group.sigmas if sigma is None else sigma.expand_as(group.sigmas)
         r = r / scale
@@ -60,7 +60,7 @@ def unrolled_solve(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, i
         h, g = _normal_equations(run, theta, predictions, values)
         chol = torch.linalg.cholesky(h + 1e-9 * eye)
         delta = -torch.cholesky_solve(g[:, None], chol)[:, 0]
-        values = torch_forms.compose(values, torch_forms.exp(delta.reshape(-1, 3)))
+        values = lie.compose(values, lie.exp(delta.reshape(-1, 3)))
     return values
 
 
@@ -69,7 +69,7 @@ def unrolled_loss(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, co
     truth = torch.from_numpy(run.truth)
     rows = torch.from_numpy(run.object_rows)
     d_xy = (values[rows, :2] - truth[rows, :2]) / config.translation_scale_m
-    d_theta = torch_forms.wrap_angle(values[rows, 2] - truth[rows, 2]) / config.rotation_scale_rad
+    d_theta = lie.wrap_angle(values[rows, 2] - truth[rows, 2]) / config.rotation_scale_rad
     return (d_xy.pow(2).sum(1) + d_theta.pow(2)).mean()
 
 

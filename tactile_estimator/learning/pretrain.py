@@ -134,7 +134,7 @@ def normal_errors(net: TactileNet, pairs: PairSet, codes: torch.Tensor | None = 
     codes = encode_all(net, pairs) if codes is None else codes
     with torch.no_grad():
         predicted, corner = net.normal(codes[known], pairs.symmetry[known])
-    errors = fold(predicted.double().numpy() - pairs.normals[known].double().numpy(), pairs.symmetry[known].numpy())
+    errors = fold(predicted.double() - pairs.normals[known].double(), pairs.symmetry[known]).numpy()
     return errors, corner.numpy(), known.numpy()
 
 

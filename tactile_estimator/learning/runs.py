@@ -7,8 +7,8 @@ standard deviations do. So a ``RunGraph`` keeps the estimator's graph as a templ
 inputs of the steps that carry a tactile code, and the ground truth at every step, and rebuilds
 the factors for any θ without replaying the bag again.
 
-The energy E(θ; x) = ½ Σ ‖r_f(x; θ) / σ_f(θ)‖² is written in torch over the factor forms of
-factors/torch_forms.py, so gradients reach θ (network and log-sigmas) but not the poses x.
+The energy E(θ; x) = ½ Σ ‖r_f(x; θ) / σ_f(θ)‖² is written in torch over the families' torch
+definitions (factors/, ``FAMILIES``), so gradients reach θ (network and log-sigmas) but not the poses x.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tactile_estimator.adapters.router import StreamRouter
 from tactile_estimator.backends import BackendError, solve_batch
 from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
 from tactile_estimator.estimator import Estimator, family_sigmas
-from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, key_order, torch_forms
+from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, key_order
 from tactile_estimator.factors.tactile import relative_sensor_motion
 from tactile_estimator.io import bags, messages
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, require_training_topics
@@ -305,7 +305,7 @@ def residuals(run: RunGraph, group: FamilyGroup, predictions: torch.Tensor, valu
     measured = predictions if group.family == "tactile" else group.measurement
     measured = measured.expand((values.shape[0],) + measured.shape).reshape(
         (values.shape[0] * count,) + measured.shape[1:])
-    return torch_forms.RESIDUALS[group.family](poses, measured, run.model).reshape(values.shape[0], count, -1)
+    return FAMILIES[group.family].error(poses, measured, run.model).reshape(values.shape[0], count, -1)
 
 
 def energy(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor,
