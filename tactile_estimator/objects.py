@@ -120,6 +120,19 @@ def _box_sdf(p: Tensor, hx: float, hy: float) -> tuple[Tensor, Tensor]:
     return out_norm + inside, grad
 
 
+def _settled(converged: Tensor) -> bool:
+    """Every point's root has converged, asked on the CPU only: the iterations left would add zero steps,
+    so stopping changes neither the values nor their gradients. Under torch.func's vmap the question
+    cannot be asked (no branch on data) and on CUDA it would wait for the device; there the fixed
+    iterations run."""
+    if converged.device.type != "cpu":
+        return False
+    try:
+        return bool(converged.all())
+    except RuntimeError:  # a batched tensor under vmap
+        return False
+
+
 def _ellipse_sdf(p: Tensor, a: float, b: float) -> tuple[Tensor, Tensor]:
     """Exact distance to the ellipse (Eberly, "Distance from a point to an ellipse, an ellipsoid, or a
     hyperellipsoid", 2013).
@@ -129,8 +142,7 @@ def _ellipse_sdf(p: Tensor, a: float, b: float) -> tuple[Tensor, Tensor]:
     convex for s > -1. Newton's method started at a lower bound of the root therefore climbs to it
     without overshooting, for points deep inside as well as outside. (Newton on the boundary angle
     converged to the wrong critical point for points inside the ellipse's evolute.) Each point stops
-    where its root's residual is below 1e-12; the iterations are fixed, so the form has no
-    data-dependent control flow (torch.func, CUDA).
+    where its root's residual is below 1e-12, and the loop ends once all have (``_settled``).
     """
     import torch
 
@@ -149,8 +161,11 @@ def _ellipse_sdf(p: Tensor, a: float, b: float) -> tuple[Tensor, Tensor]:
     for _ in range(_ELLIPSE_NEWTON_ITERATIONS):
         g0, g1 = r0 * z0 / (s + r0), z1 / (s + 1.0)
         residual = g0 * g0 + g1 * g1 - 1.0
+        converged = residual < 1e-12
+        if _settled(converged):
+            break
         step = residual / (2.0 * (g0 * g0 / (s + r0) + g1 * g1 / (s + 1.0)))
-        s = s + torch.where(residual < 1e-12, torch.zeros_like(step), step)
+        s = s + torch.where(converged, torch.zeros_like(step), step)
     qx = r0 * y0 / (s + r0)
     qy = torch.where(on_axis, b * torch.sqrt((1.0 - (qx / a) ** 2).clamp(0.0, 1.0)), y1 / (s + 1.0))
     # Put the closest point exactly on the boundary, whatever is left of the root's residual.

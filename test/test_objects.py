@@ -135,3 +135,14 @@ def test_foot_point_on_floats_matches_the_sdf_and_its_own_finite_differences(sha
         numeric = np.stack([(np.array(foot_point(shape, *(point + e))[3:5]) - foot_point(shape, *(point - e))[3:5])
                             / (2 * h) for e in np.eye(2) * h], axis=-1)
         np.testing.assert_allclose(np.reshape(jac, (2, 2)), numeric, atol=1e-6)
+
+
+def test_ellipse_points_give_the_same_distance_alone_as_in_a_batch() -> None:
+    """The root-finding stops per point and ends once all have stopped: a point far inside (slow to converge)
+    beside points on the boundary (converged at once) changes none of their values."""
+    shape = Shape("ellipse", (0.065, 0.02))
+    points = np.array([[0.0651, 0.0], [0.064, 0.0019], [0.0, -0.02], [0.001, 1e-5], [0.3, -0.2]])
+    distance, gradient = shape.sdf(points)
+    for point, d, g in zip(points, distance, gradient, strict=True):
+        alone_d, alone_g = shape.sdf(point[None])
+        assert alone_d[0] == d and (alone_g[0] == g).all()
