@@ -26,10 +26,10 @@ import numpy as np
 from benchmarks.common import ROOT, append_results
 from tactile_estimator.adapters import dds
 from tactile_estimator.adapters.live import POSE_OUT, node_topic
-from tactile_estimator.adapters.router import tactile_topics
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.io import messages
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
+from tactile_estimator.router import tactile_topics
 from tactile_estimator.sim.pushing import SimulatedRun, simulate_run
 
 DEFAULTS = load_estimator_config()  # the topics `tactile-estimator run` subscribes to by default

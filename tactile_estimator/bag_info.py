@@ -92,7 +92,8 @@ def _storage(location: Path) -> tuple[str, int]:
 
 def requirements(config: EstimatorConfig) -> dict[str, list[list[str]]]:
     """The topic groups replay and train require (one topic of each group with messages), as
-    adapters/replay.py and learning/runs.py check them; a test holds the two equal."""
+    playback.required_topics and learning.datasets.training_topics give them (importing those would
+    load torch); a test holds the two equal."""
     t = config.topics
     tactile = [t.tactile, t.tactile.rstrip("/") + "/compressed"]
     ee = [t.tf] if config.ee_source == "tf" else [t.ee_pose]

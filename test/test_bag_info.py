@@ -91,7 +91,7 @@ def test_bag_without_ground_truth_or_camera_says_what_each_command_lacks(
 
 @pytest.mark.parametrize("overrides", [{}, {"initial_object_pose": [0.0, 0.0, 0.0]}, {"ee_source": "tf"}])
 def test_required_topics_are_the_ones_replay_checks(overrides: dict) -> None:
-    from tactile_estimator.adapters.replay import required_topics
+    from tactile_estimator.playback import required_topics
 
     config = load_estimator_config(None, overrides)
     assert bag_info.requirements(config)["replay"] == required_topics(config)

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from tactile_estimator.adapters.live import LiveEstimator, inputs
-from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, camera_source, replay_bag, required_topics
+from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
 from tactile_estimator.camera.stream import matrix
 from tactile_estimator.config import ConfigError, load_estimator_config
 from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
+from tactile_estimator.playback import camera_source, required_topics
 from tactile_estimator.sim.camera import render_run
 from tactile_estimator.sim.pushing import SimulatedRun, simulate_run
 from tactile_estimator.sim.recording import CAMERA_FRAME, camera_renderer, write_run_bag

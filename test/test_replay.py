@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from tactile_estimator.adapters.replay import OUTPUT_NAMESPACE, replay_bag
-from tactile_estimator.adapters.router import StreamRouter, tactile_topics
 from tactile_estimator.cli import main
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.estimator import Estimator
@@ -25,6 +24,7 @@ from tactile_estimator.io import bags, messages
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.records import TactileFrame
+from tactile_estimator.router import StreamRouter, tactile_topics
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models"
 

@@ -57,7 +57,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tactile_estimator.adapters.router import StreamRouter, camera_input, ee_from_tf, tactile_topics
 from tactile_estimator.camera.stream import DetectionWorker, Job, image_topics
 from tactile_estimator.config import ConfigError, EstimatorConfig, load_estimator_config, load_trainer_config
 from tactile_estimator.estimator import Estimator
@@ -69,6 +68,7 @@ from tactile_estimator.io.messages import (  # noqa: F401 - tf_msg and the type 
     MARKER_ARRAY,
     OK,
     TF_MESSAGE,
+    TF_OUT,
     WARN,
     diagnostic_array_msg,
     diagnostic_status,
@@ -78,6 +78,7 @@ from tactile_estimator.io.messages import (  # noqa: F401 - tf_msg and the type 
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.objects import Shape
 from tactile_estimator.records import CameraDetection, Estimate
+from tactile_estimator.router import StreamRouter, camera_input, ee_from_tf, tactile_topics
 
 if TYPE_CHECKING:
     from tactile_estimator.learning.watch import ModelWatch
@@ -90,7 +91,6 @@ MARKER_OUT = "~/object_marker"
 MODEL_UPDATED = "~/model_updated"  # the trainer node's output: a new model directory (std_msgs/String)
 SET_POSE_IN = "~/set_pose"  # geometry_msgs/PoseWithCovarianceStamped: a new graph from this pose
 RESET_IN = "~/reset"  # std_msgs/Empty: a new graph (the rclpy node also serves ~/reset, std_srvs/Trigger)
-TF_OUT = "/tf"
 DIAGNOSTICS_OUT = "/diagnostics"
 
 

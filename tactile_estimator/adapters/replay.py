@@ -11,7 +11,6 @@ half-written file, and an earlier replay's file stays as it was.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -23,9 +22,6 @@ from typing import Any
 import numpy as np
 
 from tactile_estimator import metrics
-from tactile_estimator.adapters import live
-from tactile_estimator.adapters.router import StreamRouter, tactile_topics
-from tactile_estimator.camera.stream import image_topics
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import ObjectModel
@@ -34,9 +30,10 @@ from tactile_estimator.io import atomic, bags, messages
 from tactile_estimator.io.bags import object_shape
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import Shape
+from tactile_estimator.playback import bag_config, feed_bag, required_topics
 from tactile_estimator.plotting import plot_replay
-from tactile_estimator.progress import progress
 from tactile_estimator.records import Estimate
+from tactile_estimator.router import StreamRouter
 
 log = logging.getLogger(__name__)
 
@@ -61,44 +58,6 @@ class ReplayResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> str:
-    """``camera.source`` for a bag with these topics: ``auto`` is the detection topic if the bag has it,
-    else the camera images if it has them and a CameraInfo, else the detection topic (to be missed)."""
-    source = config.camera.source
-    if source != "auto":
-        return source
-    t = config.topics
-    if t.camera not in topics and t.camera_info in topics and any(i in topics for i in image_topics(config)):
-        return "image"
-    return "detection"
-
-
-def with_camera_source(config: EstimatorConfig, topics: dict[str, str] | set[str]) -> EstimatorConfig:
-    """The config a bag is read with: its camera source chosen, and every camera image detected
-    (``camera.rate_hz`` caps live detection only, where the tactile update shares the cores)."""
-    source = camera_source(config, topics)
-    if source == config.camera.source and config.camera.rate_hz == 0.0:
-        return config
-    return dataclasses.replace(config, camera=dataclasses.replace(config.camera, source=source, rate_hz=0.0))
-
-
-def required_topics(config: EstimatorConfig) -> list[list[str]]:
-    """What a bag must have, each group a list of alternatives; ``camera.source`` auto reads as detection."""
-    ee = [config.topics.tf] if config.ee_source == "tf" else [config.topics.ee_pose]
-    required = [tactile_topics(config), ee]
-    if not config.initial_object_pose:
-        source = config.camera.source
-        if source == "image":
-            required += [image_topics(config), [config.topics.camera_info]]
-            if not config.camera.world_T_camera:
-                required.append([config.topics.tf_static])
-        elif source == "tf":
-            required.append([config.topics.tf])
-        else:
-            required.append([config.topics.camera])
-    return required
-
-
 def replay_bag(
     bag: str | os.PathLike[str],
     config: EstimatorConfig,
@@ -107,41 +66,23 @@ def replay_bag(
     write_bag: bool = False,
 ) -> ReplayResult:
     bag = bags.resolve_bag(bag)
-    info = bags.bag_info(bag)
-    config = with_camera_source(config, {topic for topic, s in info.items() if s.count})
+    info, config = bag_config(bag, config)
     bags.require_topics(bag, required_topics(config))
     shape = object_shape(bag, config)
     out = _output_directory(out_dir)
     estimator = Estimator(config, model, ObjectModel.for_shape(shape))
-    router = StreamRouter(estimator)
     truth_topic = config.topics.ground_truth
-    estimates: list[Estimate] = []
-    truth: list[tuple[int, np.ndarray]] = []
     warnings: list[str] = []
 
     def warn(text: str) -> None:
         warnings.append(text)
         log.warning(text)
 
-    read = bags.ReadStats()
-    wanted = [*router.topics, truth_topic]
-    total = sum(info[topic].count for topic in set(wanted) if topic in info)
-    for message in progress(bags.read_messages(bag, wanted, warn=warn, stats=read), f"replay {bag.name}",
-                            total=total, unit="msg"):
-        if message.topic == truth_topic:
-            try:
-                sample = messages.pose_to_sample(message.msg, message.msgtype, truth_topic, np.pi)
-                truth.append((sample.stamp_ns, sample.pose))
-            except messages.InputRejected as rejected:
-                estimator.reject("bad_ground_truth", str(rejected))
-            continue
-        estimates.extend(router.handle(message.topic, message.msgtype, message.msg))
-    if read.undecodable:  # CDR that does not deserialise: counted under the reason the live transports use
-        estimator.dropped["undecodable"] += sum(read.undecodable.values())
-    estimates.extend(router.flush())
+    played = feed_bag(bag, StreamRouter(estimator), [truth_topic], warn=warn, label=f"replay {bag.name}", info=info)
+    estimates = played.estimates
     stamps, smoothed = estimator.trajectory(converge=config.final_iterations)
 
-    truth_arrays = (np.array([t for t, _ in truth]), np.array([p for _, p in truth])) if truth else None
+    truth_arrays = played.poses(truth_topic)
     online = (np.array([e.stamp_ns for e in estimates]), np.array([e.pose for e in estimates]).reshape(-1, 3))
     figures = _figures(estimator, estimates, online, stamps, smoothed, truth_arrays, truth_topic)
     errors, truth_plot = None, None
@@ -223,7 +164,8 @@ def _estimate_messages(
     for e in estimates:
         out.append((f"{OUTPUT_NAMESPACE}/object_pose", messages.POSE_WITH_COVARIANCE_STAMPED, e.stamp_ns,
                     messages.pose_with_covariance_msg(e.stamp_ns, e.pose, e.covariance, world)))
-        out.append((live.TF_OUT, messages.TF_MESSAGE, e.stamp_ns, live.tf_msg(e.stamp_ns, world, frame, e.pose)))
+        out.append((messages.TF_OUT, messages.TF_MESSAGE, e.stamp_ns,
+                    messages.tf_msg(e.stamp_ns, world, frame, e.pose)))
     if len(stamps):
         out.append((f"{OUTPUT_NAMESPACE}/object_path", messages.PATH, int(stamps[-1]),
                     messages.path_msg(int(stamps[-1]), list(zip(stamps.tolist(), smoothed, strict=True)), world)))

@@ -39,6 +39,7 @@ POSE_WITH_COVARIANCE_STAMPED = "geometry_msgs/msg/PoseWithCovarianceStamped"
 STRING = "std_msgs/msg/String"
 PATH = "nav_msgs/msg/Path"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+TF_OUT = "/tf"  # where the estimator publishes its object frame, live and in --write-bag
 EMPTY = "std_msgs/msg/Empty"
 DIAGNOSTIC_ARRAY = "diagnostic_msgs/msg/DiagnosticArray"
 MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"

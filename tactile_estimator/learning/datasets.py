@@ -4,7 +4,7 @@ Each bag becomes a ``Trajectory``: per tactile frame, the image's network input,
 pose (interpolated from the pose stream, as the estimator does), the ground-truth object pose
 and contact as the estimator reads it from the image. The end-effector comes from where the
 estimator's config says (``ee_source``): ``topics.ee_pose``, or ``/tf`` and ``/tf_static`` through
-the estimator's own transform buffer (adapters.router.ee_from_tf), so training sees the poses
+the estimator's own transform buffer (router.ee_from_tf), so training sees the poses
 replay and the live node see. Pairs (i, j) within a contact episode at the
 estimator's tactile offsets are the supervised examples; their target is s_i⁻¹ s_j.
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tactile_estimator.adapters.router import ee_from_tf, ee_topics, tactile_topics
 from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors.tactile import relative_sensor_motion
@@ -26,6 +25,7 @@ from tactile_estimator.io.bags import expand_bag_paths  # noqa: F401 - where the
 from tactile_estimator.metrics import interpolate_poses
 from tactile_estimator.networks.tactile import Architecture, preprocess
 from tactile_estimator.objects import Shape
+from tactile_estimator.router import ee_from_tf, ee_topics, tactile_topics
 
 EE_TRUTH_TOPIC = "/ee_ground_truth"  # recorded by the simulator; real bags fall back on the measured poses
 

@@ -1,8 +1,8 @@
 """Training trajectories: the estimator's own factor graph of a bag, with ground truth for every pose.
 
-A bag is replayed once through the live path (StreamRouter -> Estimator) with the starting model.
-Which factors exist (steps, contact episodes, tactile pairs, camera matches) does not depend on the
-learned parameters θ; only the tactile measurements (the network's output) and the learned
+A bag is replayed once through the live path (playback.feed_bag: StreamRouter -> Estimator) with the
+starting model. Which factors exist (steps, contact episodes, tactile pairs, camera matches) does not
+depend on the learned parameters θ; only the tactile measurements (the network's output) and the learned
 standard deviations do. So a ``RunGraph`` keeps the estimator's graph as a template, the network
 inputs of the steps that carry a tactile code, and the ground truth at every step, and rebuilds
 the factors for any θ without replaying the bag again.
@@ -22,19 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tactile_estimator.adapters.replay import object_shape, with_camera_source
-from tactile_estimator.adapters.router import StreamRouter
 from tactile_estimator.backends import BackendError, solve_batch
 from tactile_estimator.config import ConfigError, EstimatorConfig, split_learn
-from tactile_estimator.estimator import Estimator, family_sigmas
+from tactile_estimator.estimator import Estimator
 from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, key_order
 from tactile_estimator.factors.tactile import relative_sensor_motion
-from tactile_estimator.io import bags, messages
+from tactile_estimator.graph import family_sigmas
+from tactile_estimator.io import bags
+from tactile_estimator.io.bags import object_shape
 from tactile_estimator.learning.datasets import EE_TRUTH_TOPIC, DatasetError, require_training_topics
 from tactile_estimator.learning.pretrain import MAX_CORRELATION, inflation
 from tactile_estimator.metrics import interpolate_poses, pose_errors, rmse
 from tactile_estimator.networks.tactile import TactileModel, TactileNet
+from tactile_estimator.playback import bag_config, feed_bag
 from tactile_estimator.progress import progress
+from tactile_estimator.router import StreamRouter
 
 SIGMA_FAMILIES = tuple(name for name, family in FAMILIES.items() if family.learnable)
 # Families whose factors start from σ of their own kinds (a rectangle's corner readings, model.weights
@@ -91,24 +93,13 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
     topics = config.topics
     require_training_topics(bag, config)
     # camera.source auto reads the bag as replay does: its detections, or its images where it has none
-    config = with_camera_source(config, {topic for topic, s in bags.bag_info(bag).items() if s.count})
+    _, config = bag_config(bag, config)
     shape = object_shape(bag, config)
     object_model = ObjectModel.for_shape(shape)
     recorder = _InputRecorder(model)
     estimator = Estimator(config, recorder, object_model)
-    router = StreamRouter(estimator)
-    truth: list[tuple[int, np.ndarray]] = []
-    ee_truth_samples: list[tuple[int, np.ndarray]] = []
-    for message in bags.read_messages(bag, [*router.topics, topics.ground_truth, EE_TRUTH_TOPIC]):
-        if message.topic in (topics.ground_truth, EE_TRUTH_TOPIC):
-            try:
-                sample = messages.pose_to_sample(message.msg, message.msgtype, message.topic, np.pi)
-            except messages.InputRejected:
-                continue  # ground truth that is not clean is left out
-            (truth if message.topic == topics.ground_truth else ee_truth_samples).append((sample.stamp_ns, sample.pose))
-            continue
-        router.handle(message.topic, message.msgtype, message.msg)
-    estimator.flush()
+    played = feed_bag(bag, StreamRouter(estimator), [topics.ground_truth, EE_TRUTH_TOPIC])
+    truth, ee_truth_samples = played.recorded[topics.ground_truth], played.recorded[EE_TRUTH_TOPIC]
     if not estimator.steps:
         raise DatasetError(f"bag {bag}: the estimator made no steps (no usable tactile frames)")
     if len(truth) < 2:
