@@ -40,8 +40,8 @@ from benchmarks.seeds import (
     VALIDATION_RUNS_PER_SHAPE,
     VALIDATION_SEED,
 )
-from tactile_estimator import estimator as estimator_module
 from tactile_estimator import geometry as se2
+from tactile_estimator import graph as graph_module
 from tactile_estimator.adapters.replay import replay_bag
 from tactile_estimator.config import FACTOR_FAMILIES, load_estimator_config
 from tactile_estimator.learning.datasets import load_trajectory
@@ -234,14 +234,14 @@ def sweep_transition(runs: RunSet, model: TactileModel) -> None:
         t = np.linalg.norm(m[:, :2], axis=1)
         lines.append(f"| {name} | {len(m)} | {np.sqrt(np.mean(t**2)) * 1e3:.2f} | {t.max() * 1e3:.2f} | "
                      f"{np.sqrt(np.mean(m[:, 2] ** 2)):.4f} | {np.abs(m[:, 2]).max():.4f} |")
-    shipped = estimator_module.TRANSITION_SIGMAS
+    shipped = graph_module.TRANSITION_SIGMAS
     variants = {"motion prior only (no link)": np.full(3, 1e6), "σ 2 mm, 0.02 rad": np.array([0.002, 0.002, 0.02]),
                 "σ 1 mm, 0.01 rad": np.array([0.001, 0.001, 0.01]),
                 f"σ {shipped[0] * 1e3:g} mm, {shipped[2]:g} rad (shipped)": shipped}
     lines += ["", "| transition link | tactile | final RMSE mm | final RMSE deg |", "| --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, sigmas in variants.items():
-            estimator_module.TRANSITION_SIGMAS = sigmas
+            graph_module.TRANSITION_SIGMAS = sigmas
             try:
                 for tactile in ["with", "without"]:
                     config = load_estimator_config(None, {"disabled_factors": [] if tactile == "with" else TACTILE})
@@ -251,7 +251,7 @@ def sweep_transition(runs: RunSet, model: TactileModel) -> None:
                     lines.append(f"| {name} | {tactile} | {t * 1e3:.2f} | {np.degrees(r):.2f} |")
                     print(lines[-1], flush=True)
             finally:
-                estimator_module.TRANSITION_SIGMAS = shipped
+                graph_module.TRANSITION_SIGMAS = shipped
     body = "\n".join(lines) + (
         f"\n\n{runs.describe()}, iSAM2, mean over runs.")
     append_results("Contact transitions: the at-rest link where contact is made or broken (issue 2)", body)

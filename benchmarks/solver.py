@@ -44,7 +44,7 @@ def source_graph(steps: int) -> tuple[list[Factor], dict]:
     from tactile_estimator.sim.pushing import simulate_run
 
     run = simulate_run(Shape("rect", DEFAULT_SIZES["rect"]), steps=steps, seed=9000)
-    config = load_estimator_config(None, {"freeze_gc": False})
+    config = load_estimator_config()
     estimator = Estimator(config, TactileModel.load(), ObjectModel.for_shape(Shape.from_info(run.object_info)))
     records = [(r.stamp_ns, i, r) for i, stream in enumerate([run.tactile, run.ee_poses, run.camera]) for r in stream]
     for _, kind, record in sorted(records, key=lambda e: (e[0], e[1])):

@@ -257,7 +257,7 @@ class EstimatorConfig:
     initial_object_pose: list[float] = field(default_factory=list)  # empty: the first camera detection
     max_pending_s: float = 5.0
     network_threads: int = 1  # torch threads for the tactile network; one is fastest for one frame at a time
-    freeze_gc: bool = True  # move the long-lived graph out of Python's cyclic collector after each step
+    freeze_gc: bool = True  # live (run, the nodes): each batch of estimates moves the graph out of the cyclic GC
     final_iterations: int = 3  # replay's final trajectory: Gauss-Newton iterations over the whole graph; 0: none
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)

@@ -25,15 +25,7 @@ from tactile_estimator.config import EstimatorConfig
 from tactile_estimator.contact_detection import ContactDetector
 from tactile_estimator.factors import Factor, Key, ObjectModel, ee_key, object_key
 from tactile_estimator.factors.tactile_normal import symmetry
-from tactile_estimator.graph import (  # noqa: F401 - the sigmas, Step and family_sigmas: where callers find them
-    AT_REST_SIGMAS,
-    MOTION_PRIOR_SIGMAS,
-    TRANSITION_SIGMAS,
-    FactorGraph,
-    Step,
-    StepPolicy,
-    family_sigmas,
-)
+from tactile_estimator.graph import FactorGraph, Step, StepPolicy
 from tactile_estimator.networks.tactile import ModelError, TactileModel
 from tactile_estimator.records import CameraDetection, Estimate, PoseSample, TactileFrame
 
