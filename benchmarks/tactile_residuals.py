@@ -23,31 +23,40 @@ import torch
 
 from benchmarks.common import append_results, simulated_bags
 from tactile_estimator.config import load_estimator_config
-from tactile_estimator.learning import runs as R
+from tactile_estimator.learning.runs import (
+    RunGraph,
+    Theta,
+    factors_for,
+    load_runs,
+    pooled_rmse,
+    residuals,
+    solve_runs,
+    trajectory_rmse,
+)
 from tactile_estimator.metrics import axis_correlation
 from tactile_estimator.networks.tactile import TactileModel
 
 SHAPES = ["rect", "disc", "ellipse"]
 
 
-def residuals(run: R.RunGraph, theta: R.Theta) -> tuple[np.ndarray, np.ndarray]:
+def tactile_residuals(run: RunGraph, theta: Theta) -> tuple[np.ndarray, np.ndarray]:
     """(F, 3) tactile residuals at ground truth and (F,) window offsets j - i."""
     group = run.groups["tactile"]
     with torch.no_grad():
-        r = R.residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
+        r = residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
     offsets = np.array([run.keys[j][1] - run.keys[i][1]
                         for i, j in zip(group.index[:, 0].tolist(), group.index[:, 2].tolist(), strict=True)])
     return r, offsets
 
 
-def lag_correlations(runs: list[R.RunGraph], theta: R.Theta, family: str, lags: tuple[int, ...]) -> np.ndarray:
+def lag_correlations(runs: list[RunGraph], theta: Theta, family: str, lags: tuple[int, ...]) -> np.ndarray:
     """(len(lags), 3): per axis, the correlation of residuals at ground truth of factors ``lag`` steps
     apart (by their last object pose), pooled over runs; tactile factors of window offset 1 only."""
     pairs: dict[int, list[np.ndarray]] = {lag: [] for lag in lags}
     for run in runs:
         group = run.groups[family]
         with torch.no_grad():
-            r = R.residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
+            r = residuals(run, group, theta.predictions(run), torch.from_numpy(run.truth)[None])[0].numpy()
         last = 2 if family == "tactile" else 1  # the key position of o_k (o_j for tactile)
         step = np.array([run.keys[i][1] for i in group.index[:, last].tolist()])
         keep = np.ones(len(step), bool)
@@ -70,12 +79,12 @@ def main() -> None:
     torch.set_num_threads(1)
     config = load_estimator_config()
     model = TactileModel.load()
-    train_runs = R.load_runs(simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20], config, model)
-    val_runs = R.load_runs(simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4], config, model)
-    theta = R.Theta(model, config, ["tactile"])
+    train_runs = load_runs(simulated_bags("training/train", SHAPES, 7, 300, 2000)[:20], config, model)
+    val_runs = load_runs(simulated_bags("training/val", SHAPES, 2, 300, 3000)[:4], config, model)
+    theta = Theta(model, config, ["tactile"])
     shipped = theta.sigma("tactile").detach().numpy().copy()
 
-    pairs = [residuals(run, theta) for run in train_runs]
+    pairs = [tactile_residuals(run, theta) for run in train_runs]
     r = np.concatenate([p[0] for p in pairs])
     offsets = np.concatenate([p[1] for p in pairs])
     lines = ["Tactile residuals at ground truth, 20 training runs:", "",
@@ -105,10 +114,10 @@ def main() -> None:
     for sigma_theta in (shipped[2], 0.035, 0.025, 0.018, 0.010):
         with torch.no_grad():
             theta.log_sigma["tactile"].copy_(torch.log(torch.tensor([shipped[0], shipped[1], sigma_theta])))
-            factor_lists = [R.factors_for(run, theta, theta.predictions(run)) for run in val_runs]
-        solutions = R.solve_runs(val_runs, factor_lists, "gn", 10, 0, [0] * len(val_runs))
-        t, rot = R.pooled_rmse(val_runs, solutions)
-        per_run = [R.trajectory_rmse(run, s.values) for run, s in zip(val_runs, solutions, strict=True)]
+            factor_lists = [factors_for(run, theta, theta.predictions(run)) for run in val_runs]
+        solutions = solve_runs(val_runs, factor_lists, "gn", 10, 0, [0] * len(val_runs))
+        t, rot = pooled_rmse(val_runs, solutions)
+        per_run = [trajectory_rmse(run, s.values) for run, s in zip(val_runs, solutions, strict=True)]
         lines.append(f"| {sigma_theta:.3f} | {t * 1e3:.2f} / {math.degrees(rot):.2f} | "
                      + " | ".join(f"{a * 1e3:.2f} / {math.degrees(b):.2f}" for a, b, _ in per_run) + " |")
     append_results("Tactile residuals and the tactile θ sigma", "\n".join(lines))

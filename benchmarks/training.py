@@ -32,7 +32,8 @@ import yaml
 from benchmarks.common import CACHE, append_results, simulated_bags
 from tactile_estimator.adapters.replay import replay_bag
 from tactile_estimator.config import load_estimator_config, load_trainer_config
-from tactile_estimator.learning.leo import train, validation_score
+from tactile_estimator.learning.checkpoint import validation_score
+from tactile_estimator.learning.trainer import train
 from tactile_estimator.networks.tactile import TactileModel
 
 SHAPES = ["rect", "disc", "ellipse"]

@@ -100,8 +100,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tactile_estimator.config import load_trainer_config
+    from tactile_estimator.learning.checkpoint import previous_run
     from tactile_estimator.learning.datasets import expand_bag_paths
-    from tactile_estimator.learning.leo import previous_run, train
+    from tactile_estimator.learning.trainer import train
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     config = _config(args)
@@ -493,7 +494,7 @@ USER_ERRORS = (
     ("tactile_estimator.io.atomic", "OutputError"),
     ("tactile_estimator.io.bags", "BagError"),
     ("tactile_estimator.learning.datasets", "DatasetError"),
-    ("tactile_estimator.learning.leo", "TrainingError"),
+    ("tactile_estimator.learning.checkpoint", "TrainingError"),
     ("tactile_estimator.networks.tactile", "ModelError"),
     ("tactile_estimator.adapters.dds", "DdsError"),
 )
@@ -505,8 +506,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _interrupted(error: BaseException) -> bool:
-    leo = sys.modules.get("tactile_estimator.learning.leo")
-    return leo is not None and isinstance(error, leo.TrainingInterrupted)
+    checkpoint = sys.modules.get("tactile_estimator.learning.checkpoint")
+    return checkpoint is not None and isinstance(error, checkpoint.TrainingInterrupted)
 
 
 def main(argv: list[str] | None = None) -> int:

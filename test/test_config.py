@@ -139,7 +139,7 @@ def test_a_billion_laughs_config_is_refused_in_one_short_line(tmp_path: Path) ->
     bomb = _write(tmp_path, _billion_laughs(9, "estimator_node:\n  ros__parameters:\n    topics: {tactile: BOMB}"))
     child = (
         "import resource, sys\n"
-        "import tactile_estimator.adapters.replay, tactile_estimator.cli, tactile_estimator.learning.leo\n"
+        "import tactile_estimator.adapters.replay, tactile_estimator.cli, tactile_estimator.learning.trainer\n"
         "size = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
         "resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30),) * 2)\n"
         "sys.exit(tactile_estimator.cli.main(sys.argv[1:]))\n"

@@ -19,10 +19,20 @@ import yaml
 from tactile_estimator.config import ConfigError, load_estimator_config, load_trainer_config
 from tactile_estimator.graph import FactorGraph
 from tactile_estimator.io import bags, messages
-from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.baselines import unrolled_solve
+from tactile_estimator.learning.checkpoint import CHECKPOINT, LOG_CSV, TrainingError, validation_score
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.learning.leo import CHECKPOINT, LOG_CSV, TrainingError, train, validation_score
+from tactile_estimator.learning.runs import (
+    RunGraph,
+    Theta,
+    build_run,
+    energy,
+    factors_for,
+    load_runs,
+    solve_runs,
+    trajectory_rmse,
+)
+from tactile_estimator.learning.trainer import train
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.sim.pushing import simulate_run
@@ -44,8 +54,8 @@ def short_bags(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def run_graphs(short_bags: list[Path]) -> list[R.RunGraph]:
-    return R.load_runs(short_bags, load_estimator_config(), TactileModel.load())
+def run_graphs(short_bags: list[Path]) -> list[RunGraph]:
+    return load_runs(short_bags, load_estimator_config(), TactileModel.load())
 
 
 def _config(**values: object):
@@ -54,16 +64,16 @@ def _config(**values: object):
     return load_trainer_config(None, base)
 
 
-def test_run_graph_is_the_estimators_graph_with_truth(run_graphs: list[R.RunGraph]) -> None:
+def test_run_graph_is_the_estimators_graph_with_truth(run_graphs: list[RunGraph]) -> None:
     run = run_graphs[0]
     assert run.steps > 60 and len(run.keys) == 2 * run.steps
     assert "tactile" in run.groups and len(run.tactile_rows) == len(run.groups["tactile"].positions)
     assert (run.tactile_rows >= 0).all(), "every tactile factor's frames have network inputs"
     # the starting model's predictions rebuild the template's tactile measurements
-    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile_head"])
+    theta = Theta(TactileModel.load(), load_estimator_config(), ["tactile_head"])
     predictions = theta.predictions(run)
     np.testing.assert_allclose(predictions.detach().numpy(), run.groups["tactile"].measurement.numpy(), atol=1e-6)
-    t, r, _ = R.trajectory_rmse(run, run.warm)
+    t, r, _ = trajectory_rmse(run, run.warm)
     assert t < 0.02 and r < 0.2, "the estimator's own solution is near the truth"
 
 
@@ -78,7 +88,7 @@ def test_run_graph_reads_the_camera_as_replay_does(short_bags: list[Path], tmp_p
     replayed = replay_bag(short_bags[0], load_estimator_config(), TactileModel.load(), tmp_path)
     assert replayed.metrics["dropped_inputs"] == {}
     with caplog.at_level("WARNING"):
-        run = R.build_run(short_bags[0], load_estimator_config(), TactileModel.load())
+        run = build_run(short_bags[0], load_estimator_config(), TactileModel.load())
     assert not [r for r in caplog.records if "dropped input" in r.getMessage()]
     families = Counter(f.family for f in run.factors)
     assert families == Counter(f.family for f in replayed.graph.factors) and families["camera"] >= 2
@@ -86,19 +96,19 @@ def test_run_graph_reads_the_camera_as_replay_does(short_bags: list[Path], tmp_p
                                [f.measurement for f in replayed.graph.factors if f.family == "camera"])
 
 
-def test_torch_energy_equals_the_graph_energy(run_graphs: list[R.RunGraph]) -> None:
+def test_torch_energy_equals_the_graph_energy(run_graphs: list[RunGraph]) -> None:
     run = run_graphs[1]
-    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"])
+    theta = Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"])
     predictions = theta.predictions(run)
     graph = FactorGraph()
-    graph.add(R.factors_for(run, theta, predictions), {})
+    graph.add(factors_for(run, theta, predictions), {})
     for values in (run.warm, run.truth):
         expected = graph.energy(dict(zip(run.keys, values, strict=True)))
-        got = R.energy(run, theta, predictions, torch.from_numpy(values)[None])[0].item()
+        got = energy(run, theta, predictions, torch.from_numpy(values)[None])[0].item()
         assert got == pytest.approx(expected, rel=1e-9)
 
 
-def test_persistence_aware_theta_fits_the_per_step_sigma_and_keeps_the_inflation(run_graphs: list[R.RunGraph]) -> None:
+def test_persistence_aware_theta_fits_the_per_step_sigma_and_keeps_the_inflation(run_graphs: list[RunGraph]) -> None:
     """With persistence, θ holds σ / κ, κ = √((1 + ρ) / (1 - ρ)) from the model's factor_persistence:
     the estimator still gets the model's σ, while LEO's graphs and energy use σ / κ, for a learned
     family (pushing) and a fixed one (tactile) alike. Without it, σ is learned as the graph's."""
@@ -106,13 +116,13 @@ def test_persistence_aware_theta_fits_the_per_step_sigma_and_keeps_the_inflation
     kappa = {f: np.sqrt((1 + np.array(rho)) / (1 - np.array(rho))) for f, rho in model.persistence.items()}
     assert kappa["pushing"][2] > 3 and kappa["tactile"][0] > 3, "the shipped model records persistent errors"
     config = load_estimator_config()
-    theta = R.Theta(model, config, ["pushing"], persistence=True)
+    theta = Theta(model, config, ["pushing"], persistence=True)
     np.testing.assert_allclose(theta.sigma("pushing").detach().numpy(), model.weights.pushing)
     np.testing.assert_allclose(theta.sigma("pushing", white=True).detach().numpy(),
                                np.array(model.weights.pushing) / kappa["pushing"])
     run = run_graphs[0]
     predictions = theta.predictions(run)
-    graph, white = R.factors_for(run, theta, predictions), R.factors_for(run, theta, predictions, white=True)
+    graph, white = factors_for(run, theta, predictions), factors_for(run, theta, predictions, white=True)
     for family in ("tactile", "pushing"):
         position, template = run.groups[family].positions[0], run.groups[family].sigmas[0].numpy()
         np.testing.assert_allclose(graph[position].sigmas, template)
@@ -120,29 +130,29 @@ def test_persistence_aware_theta_fits_the_per_step_sigma_and_keeps_the_inflation
     white_graph = FactorGraph()
     white_graph.add(white, {})
     expected = white_graph.energy(dict(zip(run.keys, run.truth, strict=True)))
-    got = R.energy(run, theta, predictions, torch.from_numpy(run.truth)[None], white=True)[0].item()
+    got = energy(run, theta, predictions, torch.from_numpy(run.truth)[None], white=True)[0].item()
     assert got == pytest.approx(expected, rel=1e-9)
-    plain = R.Theta(model, config, ["pushing"])
+    plain = Theta(model, config, ["pushing"])
     np.testing.assert_allclose(plain.sigma("pushing", white=True).detach().numpy(), model.weights.pushing)
 
 
-def test_isam2_and_gauss_newton_samplers_agree(run_graphs: list[R.RunGraph]) -> None:
-    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
+def test_isam2_and_gauss_newton_samplers_agree(run_graphs: list[RunGraph]) -> None:
+    theta = Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
     predictions = [theta.predictions(r) for r in run_graphs]
-    factors = [R.factors_for(r, theta, p) for r, p in zip(run_graphs, predictions, strict=True)]
-    isam2 = R.solve_runs(run_graphs, factors, "isam2", 10, 400, [1, 2])
-    gn = R.solve_runs(run_graphs, factors, "gn", 10, 400, [1, 2])
+    factors = [factors_for(r, theta, p) for r, p in zip(run_graphs, predictions, strict=True)]
+    isam2 = solve_runs(run_graphs, factors, "isam2", 10, 400, [1, 2])
+    gn = solve_runs(run_graphs, factors, "gn", 10, 400, [1, 2])
     for a, b in zip(isam2, gn, strict=True):
         np.testing.assert_allclose(a.values, b.values, atol=1e-5)
         spread_a, spread_b = a.samples.std(0), b.samples.std(0)
         np.testing.assert_allclose(spread_a.mean(0), spread_b.mean(0), rtol=0.15)
 
 
-def test_unrolled_gauss_newton_converges_to_the_batch_solution(run_graphs: list[R.RunGraph]) -> None:
+def test_unrolled_gauss_newton_converges_to_the_batch_solution(run_graphs: list[RunGraph]) -> None:
     run = run_graphs[0]
-    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
+    theta = Theta(TactileModel.load(), load_estimator_config(), ["tactile"])
     predictions = theta.predictions(run)
-    solved = R.solve_runs([run], [R.factors_for(run, theta, predictions)], "gn", 20, 0, [0])[0]
+    solved = solve_runs([run], [factors_for(run, theta, predictions)], "gn", 20, 0, [0])[0]
     unrolled = unrolled_solve(run, theta, predictions, 8)
     np.testing.assert_allclose(unrolled.detach().numpy(), solved.values, atol=1e-6)
     unrolled[run.object_rows, 0].sum().backward()
@@ -229,7 +239,7 @@ def test_nan_loss_stops_keeping_the_last_good_checkpoint(short_bags: list[Path],
     state = torch.load(out / CHECKPOINT, weights_only=True)
     assert state["epoch"] == 0 and state["update"] == 0
     start = TactileModel.load().weights
-    theta = R.Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"], persistence=True)
+    theta = Theta(TactileModel.load(), load_estimator_config(), ["tactile", "pushing"], persistence=True)
     theta.load_state_dict(state["theta"])
     np.testing.assert_allclose(theta.sigma("tactile").detach().numpy(), start.tactile, rtol=1e-12)
     assert TactileModel.load(out).weights.tactile == pytest.approx(start.tactile)
@@ -244,7 +254,7 @@ def test_a_bag_that_cannot_be_used_is_named_on_its_error(short_bags: list[Path],
     with bags.BagWriter(chatter) as writer:
         writer.write("/chatter", messages.STRING, 1_000, messages.string_msg("hello"))
     with pytest.raises(DatasetError) as caught:
-        R.load_runs([good, chatter], load_estimator_config(), TactileModel.load())
+        load_runs([good, chatter], load_estimator_config(), TactileModel.load())
     assert caught.value.bag == str(chatter)
 
 
@@ -368,7 +378,7 @@ def test_cli_train_refuses_a_previous_run_and_resumes_a_finished_one_at_once(
         short_bags: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     from tactile_estimator import cli
-    from tactile_estimator.learning import leo
+    from tactile_estimator.learning import trainer
 
     (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {
         "runs_per_update": 1, "solver_iterations": 5}}}))
@@ -390,7 +400,7 @@ def test_cli_train_refuses_a_previous_run_and_resumes_a_finished_one_at_once(
         raise AssertionError("a finished run is not loaded again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(leo, "Trainer", no_trainer)
+        patch.setattr(trainer, "Trainer", no_trainer)
         assert cli.main([*argv, "--resume"]) == 0
     printed = capsys.readouterr().out
     assert "already finished at epoch 1 of 1" in printed and "resuming" not in printed

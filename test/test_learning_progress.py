@@ -17,9 +17,10 @@ import torch
 
 from tactile_estimator import progress as P
 from tactile_estimator.config import load_estimator_config, load_trainer_config
-from tactile_estimator.learning import runs as R
-from tactile_estimator.learning.leo import CURVES, kept_epoch, kept_row, train
+from tactile_estimator.learning.checkpoint import CURVES, kept_epoch, kept_row
 from tactile_estimator.learning.pretrain import pretrain
+from tactile_estimator.learning.runs import load_runs
+from tactile_estimator.learning.trainer import train
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.objects import DEFAULT_SIZES, Shape
 from tactile_estimator.plotting import learning_curves_png
@@ -100,13 +101,13 @@ def test_no_bar_where_stderr_is_not_a_terminal_or_with_quiet(
     model, config = TactileModel.load(None), load_estimator_config()
     pipe = io.StringIO()
     monkeypatch.setattr(sys, "stderr", pipe)
-    assert len(R.load_runs(short_bags, config, model)) == 2
+    assert len(load_runs(short_bags, config, model)) == 2
     assert pipe.getvalue() == ""
     monkeypatch.setattr(sys, "stderr", sys.__stderr__)
     P.set_quiet(True)
     try:
         with terminal_stderr(monkeypatch) as received:
-            assert len(R.load_runs(short_bags[:1], config, model)) == 1
+            assert len(load_runs(short_bags[:1], config, model)) == 1
         assert received() == ""
     finally:
         P.set_quiet(False)

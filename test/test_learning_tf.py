@@ -12,8 +12,8 @@ import pytest
 from tactile_estimator import bag_info
 from tactile_estimator.config import load_estimator_config
 from tactile_estimator.io import bags
-from tactile_estimator.learning import runs as R
 from tactile_estimator.learning.datasets import DatasetError, load_trajectory, training_topics
+from tactile_estimator.learning.runs import build_run, require_training_topics
 from tactile_estimator.networks.tactile import Architecture, TactileModel
 from tactile_estimator.sim.pushing import SimulatedRun
 from tactile_estimator.sim.recording import SENSOR_FRAME, write_run_bag
@@ -45,8 +45,8 @@ def test_pretraining_reads_the_end_effector_from_tf(rect_bag: Path, tf_bag: Path
 
 def test_the_trainer_builds_the_same_graph_from_tf(rect_bag: Path, tf_bag: Path) -> None:
     model = TactileModel.load(None)
-    from_pose = R.build_run(rect_bag, load_estimator_config(), model)
-    from_tf = R.build_run(tf_bag, load_estimator_config(None, TF_CONFIG), model)
+    from_pose = build_run(rect_bag, load_estimator_config(), model)
+    from_tf = build_run(tf_bag, load_estimator_config(None, TF_CONFIG), model)
     assert from_tf.keys == from_pose.keys and from_tf.steps > 100
     assert sorted(from_tf.groups) == sorted(from_pose.groups)
     np.testing.assert_allclose(from_tf.truth, from_pose.truth, atol=1e-6)
@@ -59,12 +59,12 @@ def test_a_bag_without_the_configured_end_effector_is_refused_naming_it_and_the_
     with pytest.raises(DatasetError, match=hint) as pose:
         load_trajectory(tf_bag, load_estimator_config(), Architecture())
     with pytest.raises(DatasetError) as trainer:
-        R.require_training_topics(tf_bag, load_estimator_config())
+        require_training_topics(tf_bag, load_estimator_config())
     assert str(trainer.value) == str(pose.value) and "\n" not in str(pose.value)
     with pytest.raises(DatasetError, match=r"lacks /tf;.*from /ee_pose, set ee_source: pose"):
         load_trajectory(rect_bag, load_estimator_config(None, TF_CONFIG), Architecture())
     with pytest.raises(DatasetError, match=r"lacks /tf;"):
-        R.require_training_topics(rect_bag, load_estimator_config(None, TF_CONFIG))
+        require_training_topics(rect_bag, load_estimator_config(None, TF_CONFIG))
 
 
 @pytest.mark.parametrize("overrides", [{}, TF_CONFIG])

@@ -31,7 +31,8 @@ from tactile_estimator.adapters import replay
 from tactile_estimator.cli import main
 from tactile_estimator.config import load_estimator_config, load_trainer_config
 from tactile_estimator.io import atomic, bags
-from tactile_estimator.learning import leo
+from tactile_estimator.learning.checkpoint import CHECKPOINT, CURVES, LOG_CSV
+from tactile_estimator.learning.trainer import Trainer
 from tactile_estimator.learning.watch import STATE, ModelWatch
 from tactile_estimator.metrics import error_figures, interpolate_poses
 from tactile_estimator.networks.tactile import TactileModel
@@ -431,24 +432,24 @@ def test_a_full_disk_at_a_checkpoint_stops_training_and_resume_removes_the_kille
         "keep": "last"}}}))
     out = tmp_path / "out"
     args = ["train", str(small_bag), "--out", str(out), "--trainer-config", str(trainer_yaml)]
-    disk = _fill_disk(monkeypatch, leo.CHECKPOINT, room=1000, after=1)  # the start's checkpoint, then a full disk
+    disk = _fill_disk(monkeypatch, CHECKPOINT, room=1000, after=1)  # the start's checkpoint, then a full disk
     assert main(args) == 2
     monkeypatch.undo()
     assert disk.failures == 1
-    assert _one_error_line(capsys) == (f"tactile-estimator: error: cannot write {out / leo.CHECKPOINT}: No space left "
+    assert _one_error_line(capsys) == (f"tactile-estimator: error: cannot write {out / CHECKPOINT}: No space left "
                                        "on device; the previous checkpoint.pt is kept; training stopped, --resume "
                                        "continues from it")
-    state = torch.load(out / leo.CHECKPOINT, weights_only=True)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
     assert (state["epoch"], state["update"]) == (0, 0)
     assert _temporaries(out) == []
-    for name in (leo.CHECKPOINT, leo.LOG_CSV, leo.CURVES, "weights.pt", "model.yaml"):
+    for name in (CHECKPOINT, LOG_CSV, CURVES, "weights.pt", "model.yaml"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
     # a process killed while writing leaves its temporaries; the next start removes those, and only those
     for name in (".checkpoint.pt.k3j4h5g6", ".weights.pt.a1b2c3d4.tmp", ".training_log.csv.zz99yy88.tmp"):
         (out / name).write_bytes(b"half")
     (out / "notes.txt").write_text("mine")
     assert main([*args, "--resume"]) == 0
-    assert len((out / leo.LOG_CSV).read_text().splitlines()) == 1 + 2  # the start and epoch 1
+    assert len((out / LOG_CSV).read_text().splitlines()) == 1 + 2  # the start and epoch 1
     assert _temporaries(out) == []
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -470,7 +471,7 @@ def test_training_to_an_out_that_cannot_take_files_fails_before_reading_a_bag(
     assert main(["train", str(small_bag), "--out", str(read_only)]) == 2
     assert f"--out {read_only} is not writable: Permission denied" in _one_error_line(capsys)
     with pytest.raises(atomic.OutputError, match=f"output directory {read_only} is not writable"):
-        leo.Trainer([small_bag], [], read_only, load_estimator_config(), _trainer_config())
+        Trainer([small_bag], [], read_only, load_estimator_config(), _trainer_config())
     assert loaded == []
 
 

@@ -174,7 +174,7 @@ def test_rclpys_sigint_handler_is_back_after_the_trainers_stop_request() -> None
     """rclpy installs its SIGINT handler in C; the trainer's guard puts that one back, not Python's."""
     import signal
 
-    from tactile_estimator.learning.leo import _StopRequest
+    from tactile_estimator.learning.trainer import _StopRequest
 
     rclpy.init()
     try:

@@ -20,7 +20,7 @@ import pytest
 import setuptools
 
 from tactile_estimator.adapters.share import installed_model_dir, share_directory
-from tactile_estimator.learning.leo import _StopRequest
+from tactile_estimator.learning.trainer import _StopRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = ROOT / "tactile_estimator" / "adapters" / "ros_nodes.py"

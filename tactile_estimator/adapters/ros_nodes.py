@@ -78,8 +78,8 @@ from tactile_estimator.adapters.share import installed_model_dir
 from tactile_estimator.config import ConfigError
 from tactile_estimator.io import bags
 from tactile_estimator.io.messages import STRING, TYPESTORE, string_msg
+from tactile_estimator.learning.checkpoint import TrainingError, TrainingInterrupted
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.learning.leo import TrainingError, TrainingInterrupted
 from tactile_estimator.networks.tactile import ModelError
 
 TICK_S = 0.05

@@ -1,5 +1,7 @@
 """The baselines LEO is compared with (LEO paper, section D.2).
 
+- ``supervised_loss``: the tactile network alone, on the ground-truth relative motions (pretraining's
+  loss): the smooth L1 loss of its predictions, in units of its output scale.
 - ``unrolled_loss``: end-to-end learning through K Gauss-Newton iterations, differentiated by
   autograd (Theseus style). The solver here is small on purpose: one trajectory at a time, a
   dense Cholesky of its normal equations (3V unknowns), started from the estimator's solution.
@@ -14,21 +16,40 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import torch
 
 from tactile_estimator.config import UnrollConfig
 from tactile_estimator.factors import FAMILIES, lie
-from tactile_estimator.learning import runs as R
+from tactile_estimator.learning.checkpoint import (
+    CHECKPOINT,
+    TrainerState,
+    TrainingError,
+    TrainingInterrupted,
+    TrainResult,
+    validation_score,
+    write_outputs,
+)
+from tactile_estimator.learning.runs import RunGraph, Theta, sigma_columns
 
-if TYPE_CHECKING:
-    from tactile_estimator.learning.leo import Trainer, TrainResult
+
+# ------------------------------------------------------------------------------------ supervised
+def supervised_loss(runs: Sequence[RunGraph], theta: Theta, predictions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The summed loss of the tactile network's predictions against each run's ground-truth relative motions."""
+    total = torch.zeros((), dtype=torch.float64)
+    for run, pred in zip(runs, predictions, strict=True):
+        if len(pred):
+            scale = theta.net.output_scale.double()
+            total = total + torch.nn.functional.smooth_l1_loss(pred / scale, run.tactile_targets / scale)
+    return total
 
 
 # ------------------------------------------------------------------------------------ unrolled GN
-def _normal_equations(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, values: torch.Tensor
+def _normal_equations(run: RunGraph, theta: Theta, predictions: torch.Tensor, values: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense H (3V, 3V) and g (3V,) of the whitened system at ``values``, differentiable in θ."""
     n = 3 * values.shape[0]
@@ -53,7 +74,7 @@ def _normal_equations(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor
     return h.reshape(n, n), g
 
 
-def unrolled_solve(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, iterations: int) -> torch.Tensor:
+def unrolled_solve(run: RunGraph, theta: Theta, predictions: torch.Tensor, iterations: int) -> torch.Tensor:
     values = torch.from_numpy(run.warm).clone()
     eye = torch.eye(3 * values.shape[0], dtype=values.dtype)
     for _ in range(iterations):
@@ -64,7 +85,7 @@ def unrolled_solve(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, i
     return values
 
 
-def unrolled_loss(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, config: UnrollConfig) -> torch.Tensor:
+def unrolled_loss(run: RunGraph, theta: Theta, predictions: torch.Tensor, config: UnrollConfig) -> torch.Tensor:
     values = unrolled_solve(run, theta, predictions, config.iterations)
     truth = torch.from_numpy(run.truth)
     rows = torch.from_numpy(run.object_rows)
@@ -74,17 +95,9 @@ def unrolled_loss(run: R.RunGraph, theta: R.Theta, predictions: torch.Tensor, co
 
 
 # ------------------------------------------------------------------------------------ black box
-def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
-    from tactile_estimator.learning.leo import (
-        CHECKPOINT,
-        TrainingError,
-        TrainingInterrupted,
-        TrainResult,
-        _StopRequest,
-        validation_score,
-        write_outputs,
-    )
-
+def blackbox_search(trainer: TrainerState, resume: bool, stop_request: AbstractContextManager[Any]) -> TrainResult:
+    """The search, from the trainer's θ; ``stop_request`` (trainer._StopRequest, not yet entered) is entered
+    once the start is validated, and its ``requested`` flag stops the search."""
     cfg = trainer.config.blackbox
     theta = trainer.theta
     families = list(theta.log_sigma.keys())
@@ -103,7 +116,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         started = time.perf_counter()
         row = {"epoch": 0, "loss": 2.0, **trainer.validate(), "evaluations": 0}
         trainer.wall_s += time.perf_counter() - started
-        row.update(R.sigma_columns(theta))  # the σ it starts from, as every later row has them
+        row.update(sigma_columns(theta))  # the σ it starts from, as every later row has them
         row.update(solver_calls=trainer.solver_calls, wall_s=round(trainer.wall_s, 3))
         trainer.history.append(row)
     start = trainer.history[0]
@@ -143,7 +156,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         row: dict[str, Any] = {"epoch": len(trainer.history), "loss": best["f"],
                                "val_rmse_translation_m": best["rmse"][0], "val_rmse_rotation_rad": best["rmse"][1],
                                "evaluations": count["n"]}
-        row.update(R.sigma_columns(theta))
+        row.update(sigma_columns(theta))
         row.update(solver_calls=trainer.solver_calls, wall_s=round(trainer.wall_s, 3))
         trainer.history.append(row)
         trainer.progress(f"generation {row['epoch']}: best objective {best['f']:.4f} (start 2), validation RMSE "
@@ -157,7 +170,7 @@ def blackbox_search(trainer: Trainer, resume: bool) -> TrainResult:
         best.update(z=vector(), f=float(last["loss"]),
                     rmse=(last["val_rmse_translation_m"], last["val_rmse_rotation_rad"]))
     remaining = cfg.evaluations - evaluations_done
-    with _StopRequest() as stop:
+    with stop_request as stop:
         try:
             if remaining > 0 and cfg.optimizer == "cma":
                 import cma

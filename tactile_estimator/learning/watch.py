@@ -10,7 +10,7 @@ When ``min_new_bags`` accepted bags have arrived since the last round, a round t
 configured method (LEO by default) from the last accepted model, on every accepted bag so far
 (``cumulative``) or on the new ones only, and writes ``OUT/model_NNNN/``. The validation figures of
 the round's start and of the model it wrote (``keep``) decide whether the model is accepted
-(``accept: improved``: the validation score of ``leo.validation_score`` went down; ``always``:
+(``accept: improved``: the validation score of ``checkpoint.validation_score`` went down; ``always``:
 every finished round). An accepted model becomes ``OUT/latest`` (a symlink, replaced
 atomically) and is returned by :meth:`ModelWatch.poll` so the transport can publish it on
 ``~/model_updated``; a rejected one stays on disk for inspection and is not published.
@@ -40,9 +40,10 @@ from typing import Any
 
 from tactile_estimator.config import EstimatorConfig, TrainerConfig
 from tactile_estimator.io import atomic, bags
+from tactile_estimator.learning.checkpoint import CHECKPOINT, TrainingError, validation_score
 from tactile_estimator.learning.datasets import DatasetError
-from tactile_estimator.learning.leo import CHECKPOINT, TrainingError, train, validation_score
 from tactile_estimator.learning.runs import require_training_topics
+from tactile_estimator.learning.trainer import train
 
 log = logging.getLogger(__name__)
 
