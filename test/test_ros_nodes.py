@@ -22,6 +22,15 @@ from tactile_estimator.io.messages import TYPESTORE  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _wait_matched(publisher, *nodes: Node, timeout_s: float = 10.0) -> None:
+    """Spin until the publisher has matched a subscription (discovery done), so its first message is not lost."""
+    deadline = time.monotonic() + timeout_s
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        for node in nodes:
+            rclpy.spin_once(node, timeout_sec=0.01)
+    assert publisher.get_subscription_count() > 0, f"no subscription matched {publisher.topic_name} in {timeout_s} s"
+
+
 def test_node_estimates_a_bag_and_resets(rect_bag: Path) -> None:
     rclpy.init(args=["--ros-args", "-p", f"config_file:={ROOT / 'config' / 'estimator.yaml'}"])
     try:
@@ -37,7 +46,7 @@ def test_node_estimates_a_bag_and_resets(rect_bag: Path) -> None:
         for message in bags.read_messages(rect_bag, ["/ee_pose", "/object_detection", "/digit/image_raw/compressed"]):
             if message.topic not in publishers:
                 publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), message.topic, 100)
-                time.sleep(0.2)
+                _wait_matched(publishers[message.topic], node, peer)
             publishers[message.topic].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
             rclpy.spin_once(node, timeout_sec=0.0)
             rclpy.spin_once(peer, timeout_sec=0.0)
@@ -222,7 +231,7 @@ def test_managed_node_configures_activates_and_deactivates(rect_bag: Path) -> No
             if message.topic not in publishers:
                 topic = ee if message.topic == "/ee_pose" else message.topic
                 publishers[message.topic] = peer.create_publisher(get_message(message.msgtype), topic, 100)
-                time.sleep(0.2)
+                _wait_matched(publishers[message.topic], node, peer)
             publishers[message.topic].publish(bytes(TYPESTORE.serialize_cdr(message.msg, message.msgtype)))
             rclpy.spin_once(node, timeout_sec=0.0)
             rclpy.spin_once(peer, timeout_sec=0.0)
