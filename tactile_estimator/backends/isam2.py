@@ -168,8 +168,8 @@ def definition_callback(factor: Factor, keys: list[int]):
     return error
 
 
-# The float forms, by family (measured per callback: pushing 313 -> 27 us, contact 85 -> 9 us, against
-# the batched forms on one factor).
+# The float forms, by family: 30-100x faster per callback than the definition on a batch of one
+# (python -m benchmarks.callbacks).
 CALLBACKS = {
     "tactile": _tactile_error, "pushing": _pushing_error, "contact": _contact_error,
     "tactile_normal": _tactile_normal_error,
