@@ -98,10 +98,12 @@ def main() -> None:
                         help="sweep tactile windows, e.g. 1,2,4,8,16 1,2,4 (instead of the report)")
     parser.add_argument("--relinearize-threshold", type=float, nargs="+", default=None, metavar="T",
                         help="sweep iSAM2's relinearization threshold: online and final RMSE against update latency")
+    parser.add_argument("--ee-hold", type=float, nargs="+", default=None, metavar="S",
+                        help="sweep ee_hold_s (a frame just after the newest end-effector pose takes it): accuracy")
     parser.add_argument("--transition", action="store_true",
                         help="measure object motion at contact transitions and sweep that link's sigmas")
     args = parser.parse_args()
-    sweep = args.offsets or args.transition or args.relinearize_threshold
+    sweep = args.offsets or args.transition or args.relinearize_threshold or args.ee_hold
     if sweep and {"heldout", "fresh-heldout", "third-heldout"} & set(args.set):
         parser.error("the sweeps tune: they run on the validation runs only, never on the held-out ones")
     model = TactileModel.load(args.model)
@@ -111,6 +113,8 @@ def main() -> None:
             sweep_offsets(args, runs, model)
         elif args.transition:
             sweep_transition(runs, model)
+        elif args.ee_hold:
+            sweep_ee_hold(args, runs, model)
         else:
             sweep_relinearization(args, runs, model)
         return
@@ -215,6 +219,30 @@ def sweep_relinearization(args: argparse.Namespace, runs: RunSet, model: Tactile
         f"\n\n{runs.describe()}, all factors, mean over runs. Update latency is replay's per tactile frame "
         "(network and iSAM2), as in metrics.json.")
     append_results("Online accuracy against iSAM2's relinearization threshold (issue 2)", body)
+
+
+def sweep_ee_hold(args: argparse.Namespace, runs: RunSet, model: TactileModel) -> None:
+    """What holding the newest end-effector pose costs the estimate (it saves the live path the wait for
+    the next pose: benchmarks.dds_latency --ee-hold), in both regimes, all factors."""
+    rows = ["| ee_hold_s | regime | online mm | online ° | final mm | final ° | frames held |", "|" + " --- |" * 7]
+    with tempfile.TemporaryDirectory() as tmp:
+        for hold in args.ee_hold:
+            for regime, camera in REGIMES.items():
+                config = load_estimator_config(None, {"ee_hold_s": hold, "disabled_factors": camera})
+                metrics = [replay_bag(bag, config, model, f"{tmp}/{hold}/{regime}/{bag.name}").metrics
+                           for bag in runs.bags]
+
+                def mean(key: str, metrics: list[dict] = metrics) -> float:
+                    return float(np.mean([m[key] for m in metrics]))
+
+                rows.append(f"| {hold:g} | {regime} | {mean('rmse_translation_m') * 1e3:.2f} | "
+                            f"{np.degrees(mean('rmse_rotation_rad')):.2f} | "
+                            f"{mean('final_rmse_translation_m') * 1e3:.2f} | "
+                            f"{np.degrees(mean('final_rmse_rotation_rad')):.2f} | "
+                            f"{sum(m['events'].get('ee_held', 0) for m in metrics)} |")
+                print(rows[-1], flush=True)
+    body = "\n".join(rows) + f"\n\n{runs.describe()}, all factors, mean over runs (every object together)."
+    append_results("Accuracy against ee_hold_s (issue 20)", body)
 
 
 def sweep_transition(runs: RunSet, model: TactileModel) -> None:

@@ -21,9 +21,12 @@ EE_BUFFER_NS = 2_000_000_000  # end-effector poses kept behind the oldest frame 
 
 
 class StreamAligner:
-    def __init__(self, config: EstimatorConfig, reject: Callable[[str, str], None]) -> None:
+    def __init__(self, config: EstimatorConfig, reject: Callable[[str, str], None],
+                 event: Callable[[str], None] | None = None) -> None:
+        """``reject(reason, message)`` counts a dropped input; ``event(name)`` counts an event (``ee_held``)."""
         self.config = config
         self._reject = reject
+        self._event = event or (lambda _: None)
         self._ee_stamps: list[int] = []
         self._ee_poses: list[np.ndarray] = []
         self._last_stamp: dict[str, int] = {}
@@ -75,7 +78,9 @@ class StreamAligner:
     def ee_at(self, stamp_ns: int, final: bool) -> np.ndarray | str | None:
         """The end-effector pose at ``stamp_ns``, interpolated between the poses around it; None to wait
         for more poses; a reason to drop the frame (``no_ee_pose``, ``ee_gap``). ``final``: no more poses
-        will come, so a frame just after the last pose (within ``ee_max_gap_s``) takes that pose."""
+        will come, so a frame just after the last pose (within ``ee_max_gap_s``) takes that pose. With
+        ``ee_hold_s`` > 0 a frame at most that long after the newest pose takes it without waiting (a
+        zero-order hold: the frame's estimate is out by the end-effector's motion over that time)."""
         stamps = self._ee_stamps
         gap = int(self.config.ee_max_gap_s * 1e9)
         i = bisect.bisect_left(stamps, stamp_ns)
@@ -87,6 +92,10 @@ class StreamAligner:
             return "no_ee_pose"
         if i == len(stamps):
             if not final:
+                hold = self.config.ee_hold_s
+                if hold > 0.0 and stamp_ns - stamps[-1] <= int(hold * 1e9):
+                    self._event("ee_held")
+                    return self._ee_poses[-1]
                 return None
             return self._ee_poses[-1] if stamp_ns - stamps[-1] <= gap else "no_ee_pose"
         s0, s1 = stamps[i - 1], stamps[i]

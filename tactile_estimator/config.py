@@ -250,6 +250,7 @@ class EstimatorConfig:
     image_width: int = 240
     max_tilt_rad: float = 0.05
     ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
+    ee_hold_s: float = 0.0  # a frame this soon after the newest end-effector pose takes it; 0: wait and interpolate
     max_stamp_jump_s: float = 10.0  # a stream's stamp jumping further needs a second message to confirm it
     clock_restart_s: float = 1.0  # a stream going back further, confirmed, restarted its clock: a new graph
     ee_source: str = "topic"  # topic: topics.ee_pose; tf: frames.world -> frames.ee (-> frames.sensor) on /tf
@@ -354,6 +355,7 @@ class EstimatorConfig:
             "image_width": (self.image_width, 1, 4096, True),
             "max_tilt_rad": (self.max_tilt_rad, 0.0, math.pi, False),
             "ee_max_gap_s": (self.ee_max_gap_s, 0.0, 3600.0, False),
+            "ee_hold_s": (self.ee_hold_s, 0.0, 1.0, True),
             "max_stamp_jump_s": (self.max_stamp_jump_s, 0.0, 1e6, False),
             "clock_restart_s": (self.clock_restart_s, 0.0, 1e6, False),
             "camera_max_offset_s": (self.camera_max_offset_s, 0.0, 3600.0, False),

@@ -44,7 +44,7 @@ class Estimator:
         self.skipped_frames = 0
         self.graph = FactorGraph()
         self._policy = StepPolicy(config, object_model, self.reject)
-        self._aligner = StreamAligner(config, self.reject)
+        self._aligner = StreamAligner(config, self.reject, lambda name: self.events.update([name]))
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure
         self._pending_frames: deque[TactileFrame] = deque()

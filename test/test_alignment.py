@@ -11,7 +11,7 @@ from test_estimator import feed_interleaved, make
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.alignment import EE_BUFFER_NS, StreamAligner
-from tactile_estimator.config import load_estimator_config
+from tactile_estimator.config import ConfigError, load_estimator_config
 from tactile_estimator.networks.tactile import TactileModel
 from tactile_estimator.records import PoseSample
 from tactile_estimator.sim.pushing import SimulatedRun
@@ -118,3 +118,24 @@ def test_the_estimator_asks_for_a_new_graph_when_its_aligner_saw_the_clock_go_ba
     for stamp in (5 * 10**9, 2 * 10**6, 2 * 10**6 + 10**7):  # back by 5 s, confirmed by the next pose
         estimator.add_ee_pose(PoseSample(stamp, np.zeros(3)))
     assert estimator.clock_restarted and estimator.dropped["stamp_jump"] == 2
+
+
+def test_with_a_hold_a_frame_just_after_the_newest_pose_takes_it_at_once() -> None:
+    """ee_hold_s: a frame at most that long after the newest end-effector pose takes that pose instead of
+    waiting for the next; one further after still waits, and 0 (the default) always waits."""
+    events: Counter[str] = Counter()
+    aligner = StreamAligner(load_estimator_config(None, {"ee_hold_s": 0.012}), lambda *_: None,
+                            lambda name: events.update([name]))
+    aligner.add_ee_pose(100 * MS, np.array([0.0, 0.0, 0.0]))
+    aligner.add_ee_pose(110 * MS, np.array([0.01, 0.02, 0.2]))
+    np.testing.assert_array_equal(aligner.ee_at(112 * MS, final=False), [0.01, 0.02, 0.2])
+    np.testing.assert_array_equal(aligner.ee_at(122 * MS, final=False), [0.01, 0.02, 0.2])
+    assert aligner.ee_at(123 * MS, final=False) is None
+    assert events == {"ee_held": 2}
+    half = se2.interpolate(np.zeros(3), np.array([0.01, 0.02, 0.2]), 0.5)
+    np.testing.assert_allclose(aligner.ee_at(105 * MS, final=False), half, atol=1e-12)  # covered: interpolated
+    waiting = aligner_with(Counter())
+    waiting.add_ee_pose(100 * MS, np.zeros(3))
+    assert waiting.ee_at(101 * MS, final=False) is None
+    with pytest.raises(ConfigError, match="ee_hold_s"):
+        load_estimator_config(None, {"ee_hold_s": -0.01})
