@@ -57,23 +57,35 @@ def releasing_stamps(run: SimulatedRun) -> dict[int, int]:
     return {f.stamp_ns: int(ee[min(i, len(ee) - 1)]) for f, i in zip(run.tactile, index, strict=True)}
 
 
-def measure(run: SimulatedRun, domain: int, warmup: int, config: list[str]) -> dict[str, float]:
+def estimator_command(kind: str, domain: int, config: Path | None) -> tuple[list[str], dict[str, str]]:
+    """``run`` (our DDS transport) or the rclpy ``estimator_node`` (under a sourced ROS 2, rmw_cyclonedds_cpp)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CYCLONEDDS_URI": dds.localhost_config()}
-    command = [sys.executable, "-m", "tactile_estimator.cli", "run", "--domain", str(domain), *config]
-    estimator = subprocess.Popen(command,
-                                 env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if kind == "run":
+        return [sys.executable, "-m", "tactile_estimator.cli", "run", "--domain", str(domain),
+                *(["--config", str(config)] if config else [])], env
+    env.update(ROS_DOMAIN_ID=str(domain), RMW_IMPLEMENTATION="rmw_cyclonedds_cpp")
+    node = "import sys; from tactile_estimator.cli import estimator_node; sys.exit(estimator_node())"
+    return [sys.executable, "-c", node, "--ros-args", "-p",
+            f"config_file:={config or ROOT / 'config' / 'estimator.yaml'}"], env
+
+
+def measure(run: SimulatedRun, domain: int, warmup: int, kind: str = "run", config: Path | None = None
+            ) -> dict[str, float]:
+    command, env = estimator_command(kind, domain, config)
+    estimator = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert estimator.stdout is not None
-        line = estimator.stdout.readline()
-        if "listening" not in line:
-            raise RuntimeError(f"the estimator did not start: {line!r}")
+        if kind == "run":
+            line = estimator.stdout.readline()
+            if "listening" not in line:
+                raise RuntimeError(f"the estimator did not start: {line!r}")
         with dds.DdsBus(domain, dds.localhost_config()) as bus:
             bus.subscribe(POSE_TOPIC, messages.POSE_WITH_COVARIANCE_STAMPED)
             info = bus.publisher(TOPICS.object_info, messages.STRING, dds.LATCHED)
             info.publish(messages.string_msg(messages.object_info_to_text(run.object_info)))
             items = stream(run)
             publishers = {(t, m): bus.publisher(t, m) for _, t, m, _ in items}
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while not all(p.matched for p in publishers.values()):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the estimator's subscriptions did not match")
@@ -122,28 +134,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7100)
     parser.add_argument("--warmup", type=int, default=10, help="first frames left out (model warm-up)")
     parser.add_argument("--ee-rate", type=float, default=100.0, help="end-effector pose rate, Hz")
+    parser.add_argument("--estimator", choices=["run", "rclpy"], default="run",
+                        help="run: tactile-estimator run; rclpy: the estimator_node under a sourced ROS 2")
     parser.add_argument("--ee-hold", type=float, default=0.0,
                         help="the estimator's ee_hold_s: a frame this close after the newest ee pose takes it at once")
     args = parser.parse_args()
-    config: list[str] = []
+    config = None
     if args.ee_hold:
-        path = Path(tempfile.mkdtemp()) / "hold.yaml"
-        path.write_text(f"estimator_node:\n  ros__parameters:\n    ee_hold_s: {args.ee_hold}\n")
-        config = ["--config", str(path)]
+        config = Path(tempfile.mkdtemp()) / "hold.yaml"
+        config.write_text(f"estimator_node:\n  ros__parameters:\n    ee_hold_s: {args.ee_hold}\n")
     rows = ["| tactile rate Hz | ee rate Hz | frames | estimates received | p50 ms | p99 ms | max ms "
             "| ee wait p99 ms | after the ee pose p50 ms | after the ee pose p99 ms |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for i, rate in enumerate(args.rates):
         run = simulate_run(Shape("rect", DEFAULT_SIZES["rect"]), steps=args.steps, seed=args.seed,
                            tactile_rate_hz=rate, ee_rate_hz=args.ee_rate)
-        r = measure(run, 150 + (os.getpid() + i) % 80, args.warmup, config)
+        r = measure(run, 150 + (os.getpid() + i) % 80, args.warmup, args.estimator, config)
         rows.append(f"| {rate:g} | {args.ee_rate:g} | {r['frames']} | {r['estimates']} | {r['p50']:.2f} | "
                     f"{r['p99']:.2f} | {r['max']:.2f} | {r['wait_p99']:.2f} | {r['after_p50']:.2f} | "
                     f"{r['after_p99']:.2f} |")
         print(rows[-1], flush=True)
     body = "\n".join(rows) + (
         f"\n\nOne simulated rect run per rate ({args.steps} frames, seed {args.seed}) published in real time "
-        "from this process over Cyclone DDS on loopback to `tactile-estimator run` (iSAM2, its own process); "
+        "from this process over Cyclone DDS on loopback to "
+        + ("`tactile-estimator run`" if args.estimator == "run" else "the rclpy `estimator_node` (rmw_cyclonedds_cpp)")
+        + " (iSAM2, its own process); "
         "latency from a tactile frame's publication to the receipt of its `~/object_pose`, the first "
         f"{args.warmup} frames left out. The ee wait is the schedule's: the first end-effector pose at or after "
         "the frame's stamp is published that much later; \"after the ee pose\" is measured from that pose's "
