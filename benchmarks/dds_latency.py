@@ -59,7 +59,8 @@ def releasing_stamps(run: SimulatedRun) -> dict[int, int]:
 
 def estimator_command(kind: str, domain: int, config: Path | None) -> tuple[list[str], dict[str, str]]:
     """``run`` (our DDS transport) or the rclpy ``estimator_node`` (under a sourced ROS 2, rmw_cyclonedds_cpp)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CYCLONEDDS_URI": dds.localhost_config()}
+    path = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)  # a sourced ROS 2's too
+    env = {**os.environ, "PYTHONPATH": path, "CYCLONEDDS_URI": dds.localhost_config()}
     if kind == "run":
         return [sys.executable, "-m", "tactile_estimator.cli", "run", "--domain", str(domain),
                 *(["--config", str(config)] if config else [])], env
