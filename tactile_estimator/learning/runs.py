@@ -99,23 +99,21 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
     recorder = _InputRecorder(model)
     estimator = Estimator(config, recorder, object_model)
     played = feed_bag(bag, StreamRouter(estimator), [topics.ground_truth, EE_TRUTH_TOPIC])
-    truth, ee_truth_samples = played.recorded[topics.ground_truth], played.recorded[EE_TRUTH_TOPIC]
+    truth, ee_recorded = played.poses(topics.ground_truth), played.poses(EE_TRUTH_TOPIC)
     if not estimator.steps:
         raise DatasetError(f"bag {bag}: the estimator made no steps (no usable tactile frames)")
-    if len(truth) < 2:
+    if truth is None or len(truth[0]) < 2:
         raise DatasetError(f"bag {bag}: fewer than two usable poses on {topics.ground_truth}")
 
     values = estimator.values()
     keys = sorted(values, key=key_order)
     row = {k: i for i, k in enumerate(keys)}
     stamps = np.array([s.stamp_ns for s in estimator.steps])
-    t_stamps, t_poses = np.array([t for t, _ in truth]), np.array([p for _, p in truth])
-    o_truth, covered = interpolate_poses(t_stamps, t_poses, stamps)
+    o_truth, covered = interpolate_poses(*truth, stamps)
     if not covered.all():
         raise DatasetError(f"bag {bag}: {topics.ground_truth} does not cover {int((~covered).sum())} of the steps")
-    if ee_truth == "bag" and len(ee_truth_samples) >= 2:
-        e_stamps, e_poses = np.array([t for t, _ in ee_truth_samples]), np.array([p for _, p in ee_truth_samples])
-        e_truth, _ = interpolate_poses(e_stamps, e_poses, stamps)
+    if ee_truth == "bag" and ee_recorded is not None and len(ee_recorded[0]) >= 2:
+        e_truth, _ = interpolate_poses(*ee_recorded, stamps)
     else:
         e_truth = np.stack([s.ee_measured for s in estimator.steps])
     truth_values = np.zeros((len(keys), 3))
