@@ -41,3 +41,8 @@ THIRD_HELDOUT_RUNS_PER_SHAPE = 4
 # More development runs, 8 per shape (seeds 8100-8123), tuned on like the others.
 DEVELOPMENT_2_SEED = 8100
 DEVELOPMENT_2_RUNS_PER_SHAPE = 8
+
+# A fourth held-out set, written on 2026-12-03 (08:05) before that session's work, with 8 runs per
+# shape: sets of 4 runs an object moved by more than the targets' margins. Nothing is chosen on it.
+FOURTH_HELDOUT_SEED = 9700
+FOURTH_HELDOUT_RUNS_PER_SHAPE = 8
