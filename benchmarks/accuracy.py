@@ -4,8 +4,8 @@ The report replays every run in two regimes, each with and without tactile facto
 bag as simulated: 2 Hz with dropouts) and "tactile-only" (camera factors disabled; the first
 detection still seeds the first pose, as in real pushing runs where the arm occludes the object).
 It does so for the sets of runs ``--set`` names (seeds in ``benchmarks.seeds``): validation,
-development and development-2 (all tuned on), heldout, fresh-heldout and third-heldout (never tuned
-on); ``both`` is validation and heldout. The shipped model was trained on seeds 0-59.
+development and development-2 (all tuned on), heldout, fresh-heldout, third-heldout and fourth-heldout
+(never tuned on); ``both`` is validation and heldout. The shipped model was trained on seeds 0-59.
 
 The sweeps tune, so they run on the validation runs only. ``--offsets A,B,C ...`` sweeps the
 tactile window (the step offsets that get a tactile factor) against the same runs without tactile
@@ -29,6 +29,8 @@ from benchmarks.seeds import (
     DEVELOPMENT_2_SEED,
     DEVELOPMENT_RUNS_PER_SHAPE,
     DEVELOPMENT_SEED,
+    FOURTH_HELDOUT_RUNS_PER_SHAPE,
+    FOURTH_HELDOUT_SEED,
     FRESH_HELDOUT_RUNS_PER_SHAPE,
     FRESH_HELDOUT_SEED,
     HELDOUT_RUNS_PER_SHAPE,
@@ -54,7 +56,8 @@ FACTORS = {"with tactile": [], "without tactile": TACTILE}
 GROUPS = {"rect": ["rect"], "disc": ["disc"], "ellipse": ["ellipse"], "rect+ellipse": ["rect", "ellipse"],
           "all": list(SHAPES)}
 # benchmarks.seeds; the sweeps take the first
-SETS = ("validation", "development", "development-2", "heldout", "fresh-heldout", "third-heldout")
+SETS = ("validation", "development", "development-2", "heldout", "fresh-heldout", "third-heldout", "fourth-heldout")
+HELDOUT_SETS = {"heldout", "fresh-heldout", "third-heldout", "fourth-heldout"}
 ERRORS = ("rmse_translation_m", "rmse_rotation_rad", "final_rmse_translation_m", "final_rmse_rotation_rad")
 
 
@@ -81,6 +84,7 @@ def run_set(name: str, runs_per_shape: int | None, steps: int) -> RunSet:
         "fresh-heldout": ("second held-out", FRESH_HELDOUT_SEED, FRESH_HELDOUT_RUNS_PER_SHAPE, "accuracy-heldout2"),
         "development-2": ("development-2", DEVELOPMENT_2_SEED, DEVELOPMENT_2_RUNS_PER_SHAPE, "accuracy-dev2"),
         "third-heldout": ("third held-out", THIRD_HELDOUT_SEED, THIRD_HELDOUT_RUNS_PER_SHAPE, "accuracy-heldout3"),
+        "fourth-heldout": ("fourth held-out", FOURTH_HELDOUT_SEED, FOURTH_HELDOUT_RUNS_PER_SHAPE, "accuracy-heldout4"),
     }[name]
     runs = runs_per_shape or default_runs
     return RunSet(label, seed, runs, steps, simulated_bags(cache, list(SHAPES), runs, steps, seed))
@@ -104,7 +108,7 @@ def main() -> None:
                         help="measure object motion at contact transitions and sweep that link's sigmas")
     args = parser.parse_args()
     sweep = args.offsets or args.transition or args.relinearize_threshold or args.ee_hold
-    if sweep and {"heldout", "fresh-heldout", "third-heldout"} & set(args.set):
+    if sweep and HELDOUT_SETS & set(args.set):
         parser.error("the sweeps tune: they run on the validation runs only, never on the held-out ones")
     model = TactileModel.load(args.model)
     if sweep:

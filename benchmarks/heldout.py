@@ -17,11 +17,9 @@ import argparse
 import math
 
 from benchmarks import seeds
-from benchmarks.accuracy import run_set
+from benchmarks.accuracy import HELDOUT_SETS, run_set
 from benchmarks.common import CACHE, append_results, simulated_bags
 from benchmarks.training import SHAPES, test_rmse
-
-HELDOUT_SETS = ("heldout", "fresh-heldout", "third-heldout")  # benchmarks.accuracy's sets of those names
 
 
 def main() -> None:
@@ -29,7 +27,7 @@ def main() -> None:
     parser.add_argument("--methods", default="start,supervised,leo-gn,leo-gn-plain,leo-isam2,unroll,blackbox")
     parser.add_argument("--heldout", action="store_true", help="the held-out runs of benchmarks/seeds.py instead")
     parser.add_argument("--models-regime", default="camera", choices=["camera", "tactile-only"])
-    parser.add_argument("--seeds", default="heldout", choices=list(HELDOUT_SETS),
+    parser.add_argument("--seeds", default="heldout", choices=sorted(HELDOUT_SETS),
                         help="with --heldout: which held-out set of benchmarks/seeds.py")
     args = parser.parse_args()
     models = CACHE / "training" / ("models" if args.models_regime == "camera" else f"models-{args.models_regime}")

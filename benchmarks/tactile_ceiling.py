@@ -20,9 +20,11 @@ the full oracle, whose curvature makes every motion visible in principle, so the
 upper bound for a model that reads only the image.
 
 The per-frame contact-normal factor (factors/tactile_normal.py) has its own rows: the network with
-only the pair factor or only the normal factor, and "oracle, contact normal", whose normal readings
+only the pair factor or only the normal factor, the network with the true first pose instead of the
+first detection (what the start costs), and "oracle, contact normal", whose normal readings
 are the truth (σ 0.2 mrad) on the frames where the network makes one, the pair factors switched off.
-``--regime tactile-only`` runs every row without camera factors after the first pose.
+``--regime tactile-only`` runs every row without camera factors after the first pose. ``--set`` takes
+the runs of one of benchmarks.accuracy's sets; each row gives the final and the online RMSE.
 
 ``--pushing-scale 1 3 10`` repeats the table with the quasi-static pushing sigmas multiplied by each
 factor. The pushing model's error at ground truth persists through a sliding stretch, so the graph,
@@ -39,6 +41,7 @@ import tempfile
 import gtsam
 import numpy as np
 
+from benchmarks.accuracy import SETS, run_set
 from benchmarks.common import append_results, simulated_bags
 from tactile_estimator import estimator as estimator_module
 from tactile_estimator import geometry as se2
@@ -66,7 +69,8 @@ NORMAL_ORACLE_SIGMA = 2e-4  # rad
 TACTILE_FAMILIES = ["tactile", "tactile_normal"]
 # Network rows: which tactile families each switches off.
 NETWORK_VARIANTS = {"network": [], "network, pair factor only": ["tactile_normal"],
-                    "network, contact normal only": ["tactile"]}
+                    "network, contact normal only": ["tactile"], "network, true first pose": []}
+FIRST_POSE_ORACLE = "network, true first pose"  # initial_object_pose: the truth, under the first detection's σ
 REGIMES = {"camera": [], "tactile-only": ["camera"]}
 CARRIES_NOTHING = 0.5  # an oracle σ this wide (metres or radians) stands for "not measured": no noise is added
 IMAGE_HALF_WIDTH_M = 0.009  # 240 columns of 0.075 mm: a corner this close to the contact along the face is seen
@@ -180,6 +184,9 @@ def main() -> None:
     parser.add_argument("--pushing-scale", type=float, nargs="+", default=[1.0],
                         help="multiply the shipped pushing sigmas by each of these (one table row group each)")
     parser.add_argument("--variants", nargs="+", help="the rows to run, by name (default: all)")
+    parser.add_argument("--set", choices=SETS, default=None,
+                        help="the runs of a set of benchmarks.accuracy instead of --seed and --runs-per-shape "
+                             "(a ceiling chooses nothing, so held-out sets are allowed)")
     parser.add_argument("--regime", choices=list(REGIMES), default="camera")
     parser.add_argument("--objects", nargs="+", choices=["rect", "disc", "ellipse"], default=None,
                         help="replay only these objects' runs (the seeds stay those of all three)")
@@ -191,12 +198,16 @@ def main() -> None:
         if unknown:
             parser.error(f"--variants: unknown {sorted(unknown)}")
     freed = {"factors": 0, "free": 0}
-    bags = simulated_bags("accuracy", ["rect", "disc", "ellipse"], args.runs_per_shape, args.steps, args.seed)
+    if args.set:
+        runs = run_set(args.set, None, args.steps)
+        bags, args.seed, args.runs_per_shape = runs.bags, runs.seed, runs.runs_per_shape
+    else:
+        bags = simulated_bags("accuracy", ["rect", "disc", "ellipse"], args.runs_per_shape, args.steps, args.seed)
     bags = [b for b in bags if args.objects is None or any(f"_{kind}_" in b.name for kind in args.objects)]
     model = TactileModel.load(None)
     shipped_pushing = list(model.weights.pushing)
-    rows = ["| pushing σ | tactile factors | final RMSE mm | final RMSE deg | gain translation | gain rotation |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| pushing σ | tactile factors | final RMSE mm | final RMSE deg | gain translation | gain rotation | "
+            "online RMSE mm | online RMSE deg |", "|" + " --- |" * 8]
     original = estimator_module.Estimator._factors_for
     original_to_gtsam = isam2_module.to_gtsam
     truths = {bag: load_trajectory(bag, load_estimator_config(), model.arch) for bag in bags}  # the oracles' truth
@@ -205,9 +216,11 @@ def main() -> None:
             model.weights.pushing = [scale * s for s in shipped_pushing]
             results: dict[str, list[tuple[float, float]]] = {}
             for variant in variants:
-                config = load_estimator_config(
-                    None, {"disabled_factors": disabled_for(variant) + REGIMES[args.regime]})
+                overrides = {"disabled_factors": disabled_for(variant) + REGIMES[args.regime]}
                 for bag in bags:
+                    if variant == FIRST_POSE_ORACLE:
+                        overrides["initial_object_pose"] = [float(v) for v in truths[bag].truth[0]]
+                    config = load_estimator_config(None, overrides)
                     if variant == NORMAL_ORACLE:
                         estimator_module.Estimator._factors_for = with_normal_oracle(
                             truths[bag], np.random.default_rng(0), ObjectModel.for_shape(truths[bag].shape))
@@ -228,12 +241,14 @@ def main() -> None:
                         freed["factors"] += tally.get("tactile", 0)
                         freed["free"] += len(covariances)
                     results.setdefault(variant, []).append((m["final_rmse_translation_m"],
-                                                            m["final_rmse_rotation_rad"]))
+                                                            m["final_rmse_rotation_rad"],
+                                                            m["rmse_translation_m"], m["rmse_rotation_rad"]))
             base = np.mean(results["without tactile"], axis=0)
             for variant, values in results.items():
                 mean = np.mean(values, axis=0)
                 rows.append(f"| ×{scale:g} | {variant} | {mean[0] * 1e3:.2f} | {np.degrees(mean[1]):.2f} | "
-                            f"{1 - mean[0] / base[0]:.0%} | {1 - mean[1] / base[1]:.0%} |")
+                            f"{1 - mean[0] / base[0]:.0%} | {1 - mean[1] / base[1]:.0%} | "
+                            f"{mean[2] * 1e3:.2f} | {np.degrees(mean[3]):.2f} |")
                 print(rows[-1], flush=True)
     model.weights.pushing = shipped_pushing
     body = "\n".join(rows) + (
