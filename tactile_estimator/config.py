@@ -249,6 +249,7 @@ class EstimatorConfig:
     image_height: int = 320
     image_width: int = 240
     max_tilt_rad: float = 0.05
+    pushing_friction: float = 0.0  # gel-object friction μ of the pushing factor's motion cone; 0: the contact sticks
     ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
     ee_hold_s: float = 0.0  # a frame this soon after the newest end-effector pose takes it; 0: wait and interpolate
     max_stamp_jump_s: float = 10.0  # a stream's stamp jumping further needs a second message to confirm it
@@ -354,6 +355,7 @@ class EstimatorConfig:
             "image_height": (self.image_height, 1, 4096, True),
             "image_width": (self.image_width, 1, 4096, True),
             "max_tilt_rad": (self.max_tilt_rad, 0.0, math.pi, False),
+            "pushing_friction": (self.pushing_friction, 0.0, 10.0, True),
             "ee_max_gap_s": (self.ee_max_gap_s, 0.0, 3600.0, False),
             "ee_hold_s": (self.ee_hold_s, 0.0, 1.0, True),
             "max_stamp_jump_s": (self.max_stamp_jump_s, 0.0, 1e6, False),

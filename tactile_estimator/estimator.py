@@ -38,12 +38,13 @@ class Estimator:
     def __init__(self, config: EstimatorConfig, model: TactileModel, object_model: ObjectModel) -> None:
         self.config = config
         self.model = model
-        self.object_model = object_model
+        # The contact's friction is the estimator's setting (pushing_friction), whoever built the model.
+        self.object_model = object_model.with_friction(config.pushing_friction)
         self.dropped: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.skipped_frames = 0
         self.graph = FactorGraph()
-        self._policy = StepPolicy(config, object_model, self.reject)
+        self._policy = StepPolicy(config, self.object_model, self.reject)
         self._aligner = StreamAligner(config, self.reject, lambda name: self.events.update([name]))
         self._backend: Backend = self._new_backend()
         self._retired: dict[Key, np.ndarray] = {}  # final values of poses in backends given up after a failure

@@ -24,6 +24,7 @@ import numpy as np
 from tactile_estimator import geometry as se2
 from tactile_estimator.config import EstimatorConfig, KeyframeConfig
 from tactile_estimator.factors import FAMILIES, Factor, Key, ObjectModel, ee_key, object_key
+from tactile_estimator.factors.pushing import MODE_STEPS, mean_pusher_motion
 from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import symmetry
 from tactile_estimator.records import CameraDetection
@@ -137,6 +138,7 @@ class StepPolicy:
         self.recent_images: dict[int, np.ndarray] = {}  # images of the steps within the tactile window
         self.normal_at_corner = 0  # contact frames whose normal head saw a corner (their own σ, or no factor)
         self._episode = -1
+        self._episode_start = 0  # the step the present contact episode began at
 
     def keep(self, ee_pose: np.ndarray) -> bool:
         """Whether a frame with this end-effector pose becomes a step (the keyframe policy)."""
@@ -150,6 +152,7 @@ class StepPolicy:
         previous = self.steps[-1] if self.steps else None
         if contact and (previous is None or not previous.in_contact):
             self._episode += 1
+            self._episode_start = k
         code = None
         if contact and (self.config.enabled("tactile")
                         or (self.config.enabled("tactile_normal") and model.has_normal_head)):
@@ -198,7 +201,9 @@ class StepPolicy:
             factors.append(Factor("motion_prior", (object_key(k - 1), o_k), np.zeros(3), MOTION_PRIOR_SIGMAS))
             if cfg.enabled("pushing"):
                 if step.in_contact and previous.in_contact:
-                    factors.append(Factor("pushing", keys, np.zeros(0), np.asarray(weights.pushing), self.object_model))
+                    j = max(k - MODE_STEPS, self._episode_start)
+                    motion = mean_pusher_motion(step.ee_measured, self.steps[j].ee_measured, k - j)
+                    factors.append(Factor("pushing", keys, motion, np.asarray(weights.pushing), self.object_model))
                 elif not step.in_contact and not previous.in_contact:
                     factors.append(Factor("at_rest", keys[:2], np.zeros(3), AT_REST_SIGMAS))
                 else:

@@ -69,14 +69,19 @@ def test_marginal_covariance_of_a_single_prior_is_its_covariance() -> None:
 
 @pytest.mark.parametrize("shape", [Shape("rect", (0.1, 0.08)), Shape("disc", (0.05,)), Shape("ellipse", (0.065, 0.045)),
                                    Shape("ellipse", (0.03, 0.06))])
-@pytest.mark.parametrize("family", ["pushing", "contact", "tactile_normal"])
-def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, family: str, seed: int = 11) -> None:
+@pytest.mark.parametrize(("family", "friction"), [("pushing", 0.0), ("pushing", 0.3), ("contact", 0.0),
+                                                  ("tactile_normal", 0.0)])
+def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, family: str, friction: float,
+                                                               seed: int = 11) -> None:
     """The gtsam callbacks compute on floats with analytic Jacobians: held to the numpy family around
-    the whole boundary, at faces, corners and curved edges, in and out of contact (±3 mm)."""
-    model = ObjectModel.for_shape(shape)
+    the whole boundary, at faces, corners and curved edges, in and out of contact (±3 mm); with
+    friction, for sticking and sliding contacts both."""
+    model = ObjectModel.for_shape(shape, friction=friction)
+    sticking = ObjectModel.for_shape(shape)
+    modes = {"stick": 0, "slide": 0}
     rng = np.random.default_rng(seed)
-    for angle in np.linspace(-np.pi, np.pi, 24, endpoint=False) + np.pi / 48:  # off the axes, where the
-        # numpy ellipse's finite differences straddle its on-axis branch
+    # Off the axes, where the numpy ellipse's finite differences straddle its on-axis branch.
+    for angle in np.linspace(-np.pi, np.pi, 48 if friction else 24, endpoint=False) + np.pi / 96:
         o0 = np.array([*rng.normal(0, 0.1, 2), rng.uniform(-np.pi, np.pi)])
         # The tip's centre at a boundary point's normal, a little off the surface.
         distance, gradient = shape.sdf(np.array([[np.cos(angle), np.sin(angle)]]) * 0.2)
@@ -91,6 +96,8 @@ def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, fam
         keys = ((("o", 0), ("o", 1), ("e", 0), ("e", 1)) if family == "pushing" else (("o", 0), ("e", 0)))
         sigmas = np.ones(3 if family == "pushing" else 1)
         measurement = np.array([rng.normal(0, 0.2)]) if family == "tactile_normal" else np.zeros(0)
+        if friction and rng.uniform() < 0.5:  # the mode decided on a mean motion near the step's own
+            measurement = poses[("e", 1)][:2] - e0[:2] + rng.normal(0, 0.002, 2)
         factor = Factor(family, keys, measurement, sigmas, model)
         values = gtsam.Values()
         for key, pose in poses.items():
@@ -99,6 +106,11 @@ def test_float_callbacks_match_numpy_definition_on_every_shape(shape: Shape, fam
         a, b = to_gtsam(factor).linearize(values).jacobian()
         np.testing.assert_allclose(-b, residual, atol=1e-9)
         np.testing.assert_allclose(a, np.hstack(jacobians), atol=2e-6)
+        if friction:
+            stuck = evaluate(Factor(family, keys, measurement, sigmas, sticking), [poses[k] for k in keys])[0]
+            modes["stick" if np.allclose(stuck, residual, atol=1e-12) else "slide"] += 1
+    if friction:
+        assert min(modes.values()) >= 5, modes
 
 
 def test_callbacks_receive_the_linearization_point_itself_not_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:

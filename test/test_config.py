@@ -76,6 +76,8 @@ def test_final_iterations_must_not_be_negative() -> None:
     {"network_threads": 0},
     {"noise": {"contact": -0.001}},
     {"initial_object_pose": [0.0, float("nan"), 0.0]},
+    {"pushing_friction": -0.1},  # the friction cone's edge would turn inside out
+    {"pushing_friction": float("inf")},  # 0 is the sticking contact; inf would make NaN edges
 ])
 def test_numbers_out_of_range_are_refused_naming_the_key(overrides: dict) -> None:
     key = next(iter(overrides))

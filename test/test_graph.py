@@ -10,6 +10,7 @@ import torch
 from test_estimator import feed_interleaved, make
 
 from tactile_estimator.config import KeyframeConfig
+from tactile_estimator.factors.pushing import MODE_STEPS
 from tactile_estimator.graph import (
     AT_REST_SIGMAS,
     TRANSITION_SIGMAS,
@@ -134,3 +135,27 @@ def test_frames_the_normal_head_cannot_read_are_counted_and_the_estimate_goes_on
     assert coded > 0 and estimator.dropped["unreadable_tactile_frame"] == coded
     assert "tactile_normal" not in {f.family for f in estimator.graph.factors}
     assert all(np.isfinite(e.pose).all() for e in estimates)
+
+
+def test_pushing_factors_carry_the_mean_pusher_motion_of_their_episode(rect_run: SimulatedRun,
+                                                                       model: TactileModel) -> None:
+    """The motion cone's mode is decided on the measured end-effector's mean motion over the last
+    MODE_STEPS steps, never reaching back before the contact episode began."""
+    estimator = make(rect_run, model, pushing_friction=0.3)
+    feed_interleaved(estimator, rect_run)
+    steps = estimator.steps
+    starts = {}
+    for s in steps:
+        if s.in_contact:
+            starts.setdefault(s.episode, s.index)
+    pushing = [f for f in estimator.graph.factors if f.family == "pushing"]
+    assert len(pushing) > 50
+    short = 0
+    for factor in pushing:
+        k = factor.keys[1][1]
+        j = max(k - MODE_STEPS, starts[steps[k].episode])
+        short += k - j < MODE_STEPS
+        expected = (steps[k].ee_measured[:2] - steps[j].ee_measured[:2]) / (k - j)
+        np.testing.assert_allclose(factor.measurement, expected)
+        assert factor.context.friction == 0.3
+    assert short > 0  # the first steps of an episode

@@ -114,15 +114,46 @@ def _tactile_normal_error(factor: Factor, keys: list[int]):
     return error
 
 
+def _surface_target(p: np.ndarray, n: np.ndarray, vp: np.ndarray, decide: np.ndarray, ls_c: float, friction: float):
+    """factors.pushing.surface_target on floats: the target T and its Jacobians in v_p, p and n (None
+    while the contact sticks, where T = v_p). The mode is decided on ``decide``, so it has none.
+    Sliding, T = s·a with a = A e, q = n·a, s = n·v_p / q: dT/dv_p = a nᵀ/q; dT/da = s(I − a nᵀ/q)
+    takes da/dp = ((r·e)I + r eᵀ) R / c², r = R p, and da/dn = A(I ± μK) with e = (I ± μK) n; n also
+    enters s directly, by a(v_pᵀ − s aᵀ)/q."""
+    c2 = ls_c * ls_c
+    r = np.array([p[1], -p[0]])
+    force = decide - r * (r @ decide) / (c2 + r @ r)
+    f_n, f_t = force @ n, n[0] * force[1] - n[1] * force[0]
+    if f_n > 0.0 and abs(f_t) <= friction * f_n:
+        return vp, None
+    if n @ decide <= 0.0:
+        return np.zeros(2), (np.zeros((2, 2)),) * 3
+    side = 1.0 if f_t >= 0.0 else -1.0
+    turn = np.array([[1.0, -side * friction], [side * friction, 1.0]])  # e = (I ± μK) n
+    edge = turn @ n
+    a_mat = np.eye(2) + np.outer(r, r) / c2
+    a = a_mat @ edge
+    q = n @ a
+    scale = (n @ vp) / q
+    along = scale * (np.eye(2) - np.outer(a, n) / q)
+    da_dp = ((r @ edge) * np.eye(2) + np.outer(r, edge)) @ np.array([[0.0, 1.0], [-1.0, 0.0]]) / c2
+    d_n = along @ a_mat @ turn + np.outer(a, vp - scale * a) / q
+    return scale * a, (np.outer(a, n) / q, along @ da_dp, d_n)
+
+
 def _pushing_error(factor: Factor, keys: list[int]):
     """pushing_error on floats, with analytic Jacobians (tests hold both to factors/pushing.py).
 
-    r = D'·V + ∂r/∂p · p + (−v_p, 0): the object twist V = Log(o₀⁻¹o₁) through gtsam's Logmap and
+    r = D'·V + ∂r/∂p · p + (−T, 0): the object twist V = Log(o₀⁻¹o₁) through gtsam's Logmap and
     between Jacobians, the contact point p = foot(c) through foot_point's dp/dc, and the pusher's
-    motion v_p = R₀ᵀ(e₁ − e₀) in the object frame directly.
+    motion v_p = R₀ᵀ(e₁ − e₀) in the object frame directly. T is v_p for the sticking contact; with
+    friction it is ``_surface_target``, whose normal n = −g moves with c by dg/dc = (I − ggᵀ)(I − J)/d,
+    its mode decided on the measured mean motion (the measurement) or, without one, on v_p.
     """
     model = factor.context
-    tip, ls_c = model.pusher.centre_in_ee(), model.limit_surface_c
+    tip, ls_c, friction = model.pusher.centre_in_ee(), model.limit_surface_c, model.friction
+    slides = math.isfinite(friction)
+    mean = np.asarray(factor.measurement, dtype=float) if len(factor.measurement) == 2 else None
     b0, b1 = np.zeros((3, 3), order="F"), np.zeros((3, 3), order="F")
     d_o, d_e, d_w = (np.zeros((2, 3), order="F"), np.zeros((2, 2), order="F"), np.zeros((2, 3), order="F"))
 
@@ -130,23 +161,40 @@ def _pushing_error(factor: Factor, keys: list[int]):
         o0, o1, e0, e1 = (values.atPose2(k) for k in keys)
         vx, vy, w = gtsam.Pose2.Logmap(o0.between(o1, b0, b1))
         centre, dc_e = _tip_centre(o0, e0, tip, d_o, d_e, d_w)
-        _, _, _, px, py, jf = foot_point(model.shape, centre[0], centre[1])
+        distance, gx, gy, px, py, jf = foot_point(model.shape, centre[0], centre[1])
         c, s = math.cos(o0.theta()), math.sin(o0.theta())
         dx, dy = e1.x() - e0.x(), e1.y() - e0.y()
         vpx, vpy = c * dx + s * dy, -s * dx + c * dy
-        residual = np.array([vx - py * w - vpx, vy + px * w - vpy, (-py * vx + px * vy) / ls_c - ls_c * w])
+        target, parts = (vpx, vpy), None
+        if slides:
+            vp = np.array([vpx, vpy])
+            decide = vp if mean is None else np.array([c * mean[0] + s * mean[1], -s * mean[0] + c * mean[1]])
+            target, parts = _surface_target(np.array([px, py]), np.array([-gx, -gy]), vp, decide, ls_c, friction)
+        residual = np.array([vx - py * w - target[0], vy + px * w - target[1], (-py * vx + px * vy) / ls_c - ls_c * w])
         if jacobians is None:
             return residual
         d_twist = np.array([[1.0, 0.0, -py], [0.0, 1.0, px], [-py / ls_c, px / ls_c, -ls_c]])
-        d_point = np.array([[0.0, -w], [w, 0.0], [vy / ls_c, -vx / ls_c]]) @ np.array([[jf[0], jf[1]], [jf[2], jf[3]]])
+        foot_j = np.array([[jf[0], jf[1]], [jf[2], jf[3]]])
+        d_point = np.array([[0.0, -w], [w, 0.0], [vy / ls_c, -vx / ls_c]]) @ foot_j
         # v_p under right perturbations: o₀'s rotation turns it by −δθ; e's translations enter through R₀ᵀR_e.
         ce0, se0 = math.cos(e0.theta() - o0.theta()), math.sin(e0.theta() - o0.theta())
         ce1, se1 = math.cos(e1.theta() - o0.theta()), math.sin(e1.theta() - o0.theta())
+        dvp_o = np.array([[0.0, 0.0, vpy], [0.0, 0.0, -vpx]])
+        dvp_e0 = np.array([[-ce0, se0, 0.0], [-se0, -ce0, 0.0]])
+        dvp_e1 = np.array([[ce1, -se1, 0.0], [se1, ce1, 0.0]])
+        d_target_c = np.zeros((2, 2))
+        if parts is not None:
+            d_vp, d_p, d_n = parts
+            g = np.array([gx, gy])
+            d_normal = -(np.eye(2) - np.outer(g, g)) @ (np.eye(2) - foot_j) / distance  # dn/dc
+            d_target_c = d_p @ foot_j + d_n @ d_normal
+            dvp_o, dvp_e0, dvp_e1 = d_vp @ dvp_o, d_vp @ dvp_e0, d_vp @ dvp_e1
         twist_o = d_twist @ se2.log_derivative(vx, vy, w)
-        jacobians[0] = twist_o @ b0 + d_point @ d_o + np.array([[0.0, 0.0, -vpy], [0.0, 0.0, vpx], [0.0, 0.0, 0.0]])
+        pad = np.zeros((1, 3))
+        jacobians[0] = twist_o @ b0 + d_point @ d_o - np.vstack([dvp_o + d_target_c @ d_o, pad])
         jacobians[1] = twist_o @ b1
-        jacobians[2] = d_point @ dc_e + np.array([[ce0, -se0, 0.0], [se0, ce0, 0.0], [0.0, 0.0, 0.0]])
-        jacobians[3] = np.array([[-ce1, se1, 0.0], [-se1, -ce1, 0.0], [0.0, 0.0, 0.0]])
+        jacobians[2] = d_point @ dc_e - np.vstack([dvp_e0 + d_target_c @ dc_e, pad])
+        jacobians[3] = -np.vstack([dvp_e1, pad])
         return residual
 
     return error

@@ -6,6 +6,8 @@ radius, over keys (o_k, e_k). It is zero in contact and positive when the tip is
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,15 +23,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ObjectModel:
-    """What the pushing and contact factors know of the world: the shape, the tip and c of the limit surface."""
+    """What the pushing and contact factors know of the world: the shape, the tip, c of the limit
+    surface and the tip-object friction coefficient (inf: the contact sticks)."""
 
     shape: Shape
     pusher: Pusher
     limit_surface_c: float
+    friction: float = math.inf
 
     @classmethod
-    def for_shape(cls, shape: Shape, pusher: Pusher | None = None) -> ObjectModel:
-        return cls(shape, pusher or Pusher(), shape.limit_surface_c())
+    def for_shape(cls, shape: Shape, pusher: Pusher | None = None, friction: float = 0.0) -> ObjectModel:
+        return cls(shape, pusher or Pusher(), shape.limit_surface_c()).with_friction(friction)
+
+    def with_friction(self, friction: float) -> ObjectModel:
+        """This model with friction μ as the estimator's ``pushing_friction`` gives it: 0, the contact sticks."""
+        return dataclasses.replace(self, friction=friction if friction > 0.0 else math.inf)
 
 
 def tip_centre_in_object(o: Tensor, e: Tensor, model: ObjectModel) -> Tensor:

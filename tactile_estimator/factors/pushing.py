@@ -3,8 +3,23 @@
 Over keys (o_{k-1}, o_k, e_{k-1}, e_k): V = Log(o_{k-1}⁻¹ o_k) is the object's motion in its own
 frame, p the contact point in that frame and V_p the pusher's motion there. For a sticking
 contact, D·V = V_p with D = [[1, 0, -p_y], [0, 1, p_x], [-p_y, p_x, -c²]] and V_p = (v_px, v_py, 0).
-The third row is divided by c so every component is in metres (per step). Sliding contacts break
-the first two rows along the tangent; that model error is what the learned covariance absorbs.
+The third row is divided by c so every component is in metres (per step).
+
+With a friction coefficient μ (``ObjectModel.friction``) the contact may slide (Mason's motion
+cone). The sticking force f = A⁻¹v, A = I + r rᵀ/c², r = (p_y, -p_x), is the force whose twist
+moves the object's surface at p with the tip. Inside the friction cone (f·n > 0, |f·t| ≤ μ f·n,
+n the inward normal, t = (-n_y, n_x)) the contact sticks and the first two rows are as above.
+Outside it the force lies on the cone's edge e = n ± μt, on the side of f, and the surface at p
+moves at s·A e with s = n·v_p / (n·A e): with the tip along the normal, free along the tangent.
+The first two rows then hold the object's velocity at p to that instead of v_p; the third row
+(the limit surface) holds in both modes. A tip moving out of the surface leaves the object at rest.
+
+The mode is decided on v, the pusher's mean motion per step over the last steps of the episode
+(the measurement, world frame; ``mean_pusher_motion``), not on the one step's v_p: a step moves the
+pusher about 1 mm and its measured pose is noisy by 0.5 mm, so a per-step decision would clip the
+noise at the cone's edge on one side only and bias the object's motion (measured: a rect run that
+slides 15 % of the time drifted to 12 mm). An empty measurement decides on v_p. μ = inf is the
+sticking contact alone, and needs no measurement.
 
 Jacobians: central differences, or torch.func for large groups in the batched solver. The contact
 point's derivative is the closest point's slide along the tangent, 1/(1 + d·κ); the iSAM2 callback
@@ -13,7 +28,10 @@ point's derivative is the closest point's slide along the tangent, 1/(1 + d·κ)
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from tactile_estimator import objects
 from tactile_estimator.factors import lie
@@ -25,20 +43,53 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 
-def contact_point(o: Tensor, e: Tensor, model: ObjectModel) -> Tensor:
-    """The boundary point closest to the tip circle's centre, in the object frame."""
-    centre = tip_centre_in_object(o, e, model)
-    distance, gradient = objects.sdf(model.shape, centre)
-    return centre - distance[..., None] * gradient
+MODE_STEPS = 6  # steps of pusher motion the contact mode is decided on: 0.2 s at 30 Hz
+
+
+def mean_pusher_motion(ee_now: np.ndarray, ee_then: np.ndarray, steps: int) -> np.ndarray:
+    """The pushing factor's measurement: the end-effector's mean displacement per step (world x, y)
+    from a measured pose ``steps`` steps back in the same contact episode (at most ``MODE_STEPS``)."""
+    return (np.asarray(ee_now[:2], dtype=float) - np.asarray(ee_then[:2], dtype=float)) / steps
+
+
+def surface_target(p: Tensor, inward: Tensor, vp: Tensor, ls_c: float, friction: float,
+                   decide: Tensor | None = None) -> Tensor:
+    """The object's velocity at the contact point p under a tip moving at vp: vp while the contact
+    sticks, s·A e on the friction cone's edge while it slides, zero while the tip moves out. The mode
+    and the edge's side are decided on ``decide`` (the mean motion; default vp)."""
+    decide = vp if decide is None else decide
+    px, py, nx, ny = p[..., 0], p[..., 1], inward[..., 0], inward[..., 1]
+    c2 = ls_c * ls_c
+    r_v = py * decide[..., 0] - px * decide[..., 1]
+    rr = px * px + py * py
+    fx, fy = decide[..., 0] - py * r_v / (c2 + rr), decide[..., 1] + px * r_v / (c2 + rr)
+    f_n, f_t = fx * nx + fy * ny, -fx * ny + fy * nx
+    side = torch.where(f_t >= 0.0, 1.0, -1.0)
+    ex, ey = nx - side * friction * ny, ny + side * friction * nx
+    r_e = py * ex - px * ey
+    ax, ay = ex + py * r_e / c2, ey - px * r_e / c2
+    moving_in = nx * decide[..., 0] + ny * decide[..., 1] > 0.0
+    scale = torch.where(moving_in, (nx * vp[..., 0] + ny * vp[..., 1]) / (nx * ax + ny * ay), 0.0)
+    sticks = (f_n > 0.0) & (f_t.abs() <= friction * f_n)
+    return torch.where(sticks[..., None], vp, torch.stack([scale * ax, scale * ay], -1))
 
 
 def pushing_error(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tensor:
     o_prev, o_next, e_prev, e_next = poses
     twist = lie.log(lie.between(o_prev, o_next))
-    p = contact_point(o_prev, e_prev, model)
+    centre = tip_centre_in_object(o_prev, e_prev, model)
+    distance, gradient = objects.sdf(model.shape, centre)
+    p = centre - distance[..., None] * gradient
     c, s = torch.cos(o_prev[..., 2]), torch.sin(o_prev[..., 2])
     d = e_next[..., :2] - e_prev[..., :2]
     vp_x, vp_y = c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]
+    if math.isfinite(model.friction):
+        decide = None
+        if measurement.shape[-1] == 2:  # the mean motion, into o_prev's frame
+            m = measurement.expand(d.shape)
+            decide = torch.stack([c * m[..., 0] + s * m[..., 1], -s * m[..., 0] + c * m[..., 1]], -1)
+        vp_x, vp_y = surface_target(p, -gradient, torch.stack([vp_x, vp_y], -1), model.limit_surface_c,
+                                    model.friction, decide).unbind(-1)
     vx, vy, w = twist[..., 0], twist[..., 1], twist[..., 2]
     px, py = p[..., 0], p[..., 1]
     ls_c = model.limit_surface_c
