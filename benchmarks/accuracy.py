@@ -12,6 +12,9 @@ tactile window (the step offsets that get a tactile factor) against the same run
 factors. ``--relinearize-threshold 0.05 0.01 0.005`` trades online accuracy against update latency.
 ``--transition`` measures how far objects truly move in the step where contact is made or broken
 (the at-rest link's sigmas there) and replays with that link at several sigmas, and without it.
+``--pushing-friction 0 0.3 0.4`` sweeps the pushing factor's friction coefficient (0: the sticking
+contact) in both regimes, per object; it takes ``--set`` among the tuned sets (default validation).
+The report and that sweep replay on ``--workers`` processes (default 2, this machine's cores).
 """
 
 from __future__ import annotations
@@ -104,16 +107,21 @@ def main() -> None:
                         help="sweep iSAM2's relinearization threshold: online and final RMSE against update latency")
     parser.add_argument("--ee-hold", type=float, nargs="+", default=None, metavar="S",
                         help="sweep ee_hold_s (a frame just after the newest end-effector pose takes it): accuracy")
+    parser.add_argument("--pushing-friction", type=float, nargs="+", default=None, metavar="MU",
+                        help="sweep the pushing factor's friction coefficient (0: sticking contact): accuracy")
+    parser.add_argument("--workers", type=int, default=2, help="replay processes (the report and --pushing-friction)")
     parser.add_argument("--transition", action="store_true",
                         help="measure object motion at contact transitions and sweep that link's sigmas")
     args = parser.parse_args()
-    sweep = args.offsets or args.transition or args.relinearize_threshold or args.ee_hold
+    sweep = args.offsets or args.transition or args.relinearize_threshold or args.ee_hold or args.pushing_friction
     if sweep and HELDOUT_SETS & set(args.set):
-        parser.error("the sweeps tune: they run on the validation runs only, never on the held-out ones")
+        parser.error("the sweeps tune: they run on a tuned set (validation by default), never on a held-out one")
     model = TactileModel.load(args.model)
     if sweep:
-        runs = run_set("validation", args.runs_per_shape, args.steps)
-        if args.offsets:
+        runs = run_set("validation" if args.set == ["both"] else args.set[0], args.runs_per_shape, args.steps)
+        if args.pushing_friction:
+            sweep_friction(args, runs)
+        elif args.offsets:
             sweep_offsets(args, runs, model)
         elif args.transition:
             sweep_transition(runs, model)
@@ -124,19 +132,33 @@ def main() -> None:
         return
     names = [n for name in args.set for n in (["validation", "heldout"] if name == "both" else [name])]
     for name in dict.fromkeys(names):
-        report_regimes(run_set(name, args.runs_per_shape, args.steps), model)
+        report_regimes(run_set(name, args.runs_per_shape, args.steps), args.model, args.workers)
 
 
-def report_regimes(runs: RunSet, model: TactileModel) -> None:
+def replay_all(jobs: list[tuple[object, Path, dict, str | None]], workers: int) -> dict[object, list[dict]]:
+    """Each job's replay metrics by its variant, on ``workers`` processes (one: in this one)."""
+    figures: dict[object, list[dict]] = {}
+    if workers <= 1:
+        results = map(_replay_metrics, jobs)
+        for variant, metrics in results:
+            figures.setdefault(variant, []).append(metrics)
+        return figures
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for variant, metrics in pool.imap(_replay_metrics, jobs):
+            figures.setdefault(variant, []).append(metrics)
+    return figures
+
+
+def report_regimes(runs: RunSet, model_dir: str | None, workers: int = 1) -> None:
+    jobs = [((regime, factors), bag, {"disabled_factors": [*camera, *tactile]}, model_dir)
+            for regime, camera in REGIMES.items() for factors, tactile in FACTORS.items() for bag in runs.bags]
     figures: dict[tuple[str, str, str], list[dict]] = {}  # (regime, factors, shape): metrics per run
-    with tempfile.TemporaryDirectory() as tmp:
-        for regime, camera in REGIMES.items():
-            for factors, tactile in FACTORS.items():
-                config = load_estimator_config(None, {"disabled_factors": [*camera, *tactile]})
-                for bag in runs.bags:
-                    result = replay_bag(bag, config, model, f"{tmp}/{regime}/{factors}/{bag.name}")
-                    figures.setdefault((regime, factors, result.shape.kind), []).append(result.metrics)
-                print(f"{runs.label}: {regime}, {factors} replayed", flush=True)
+    for (regime, factors), metrics in replay_all(jobs, workers).items():
+        for m in metrics:
+            figures.setdefault((regime, factors, m["kind"]), []).append(m)
+    print(f"{runs.label}: replayed", flush=True)
 
     def mean(regime: str, factors: str, group: str, key: str) -> float:
         return float(np.mean([m[key] for kind in GROUPS[group] for m in figures[(regime, factors, kind)]]))
@@ -247,6 +269,34 @@ def sweep_ee_hold(args: argparse.Namespace, runs: RunSet, model: TactileModel) -
                 print(rows[-1], flush=True)
     body = "\n".join(rows) + f"\n\n{runs.describe()}, all factors, mean over runs (every object together)."
     append_results("Accuracy against ee_hold_s (issue 20)", body)
+
+
+def _replay_metrics(job: tuple[object, Path, dict, str | None]) -> tuple[object, dict]:
+    """One replay of the report or a sweep, in a worker process: (its variant, its metrics, with the object)."""
+    variant, bag, overrides, model_dir = job
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = replay_bag(bag, load_estimator_config(None, overrides), TactileModel.load(model_dir), tmp).metrics
+    return variant, {**metrics, "kind": bag.name.split("_")[2]}
+
+
+def sweep_friction(args: argparse.Namespace, runs: RunSet) -> None:
+    """The pushing factor's friction coefficient μ: accuracy per object in both regimes, all factors."""
+    jobs = [((mu, regime), bag, {"pushing_friction": mu, "disabled_factors": camera}, args.model)
+            for mu in args.pushing_friction for regime, camera in REGIMES.items() for bag in runs.bags]
+    figures = replay_all(jobs, args.workers)
+    rows = ["| μ | regime | object | online mm | online ° | final mm | final ° |", "|" + " --- |" * 7]
+    for regime in REGIMES:
+        for group in ("rect", "ellipse", "disc", "rect+ellipse"):
+            for mu in args.pushing_friction:
+                chosen = [m for m in figures[(mu, regime)] if m["kind"] in GROUPS[group]]
+                cells = [float(np.mean([m[key] for m in chosen])) for key in ERRORS]
+                rows.append(f"| {'sticking' if mu == 0 else f'{mu:g}'} | {regime} | {group} | " + " | ".join(
+                    f"{value * 1e3 if key.endswith('_m') else np.degrees(value):.2f}"
+                    for key, value in zip(ERRORS, cells, strict=True)) + " |")
+    body = "\n".join(rows) + (f"\n\n{runs.describe()}, iSAM2, all factors, mean over runs. The simulator draws μ "
+                              "per run from 0.2 to 0.5.")
+    print(body)
+    append_results("Pushing factor friction coefficient (motion cone), issue 18", body)
 
 
 def sweep_transition(runs: RunSet, model: TactileModel) -> None:

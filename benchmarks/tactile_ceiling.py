@@ -43,6 +43,7 @@ import numpy as np
 
 from benchmarks.accuracy import SETS, run_set
 from benchmarks.common import append_results, simulated_bags
+from benchmarks.slip import run_seed
 from tactile_estimator import estimator as estimator_module
 from tactile_estimator import geometry as se2
 from tactile_estimator.adapters.replay import replay_bag
@@ -53,7 +54,8 @@ from tactile_estimator.factors.tactile import sensor_in_object
 from tactile_estimator.factors.tactile_normal import contact_normal_deviation
 from tactile_estimator.learning.datasets import load_trajectory
 from tactile_estimator.networks.tactile import TactileModel
-from tactile_estimator.objects import Pusher, Shape, foot_point
+from tactile_estimator.objects import DEFAULT_SIZES, Pusher, Shape, foot_point
+from tactile_estimator.sim.pushing import simulate_run
 
 # name: (σ x, y, θ; σ of the per-episode relative gain error)
 ORACLES = {
@@ -69,8 +71,10 @@ NORMAL_ORACLE_SIGMA = 2e-4  # rad
 TACTILE_FAMILIES = ["tactile", "tactile_normal"]
 # Network rows: which tactile families each switches off.
 NETWORK_VARIANTS = {"network": [], "network, pair factor only": ["tactile_normal"],
-                    "network, contact normal only": ["tactile"], "network, true first pose": []}
+                    "network, contact normal only": ["tactile"], "network, true first pose": [],
+                    "network, true friction": []}
 FIRST_POSE_ORACLE = "network, true first pose"  # initial_object_pose: the truth, under the first detection's σ
+FRICTION_ORACLE = "network, true friction"  # pushing_friction: the run's own μ, which the simulator drew
 REGIMES = {"camera": [], "tactile-only": ["camera"]}
 CARRIES_NOTHING = 0.5  # an oracle σ this wide (metres or radians) stands for "not measured": no noise is added
 IMAGE_HALF_WIDTH_M = 0.009  # 240 columns of 0.075 mm: a corner this close to the contact along the face is seen
@@ -220,6 +224,10 @@ def main() -> None:
                 for bag in bags:
                     if variant == FIRST_POSE_ORACLE:
                         overrides["initial_object_pose"] = [float(v) for v in truths[bag].truth[0]]
+                    if variant == FRICTION_ORACLE:
+                        seed, kind = run_seed(bag.name)
+                        overrides["pushing_friction"] = float(simulate_run(
+                            Shape(kind, DEFAULT_SIZES[kind]), steps=args.steps, seed=seed).params["mu"])
                     config = load_estimator_config(None, overrides)
                     if variant == NORMAL_ORACLE:
                         estimator_module.Estimator._factors_for = with_normal_oracle(
