@@ -20,6 +20,7 @@ The report and that sweep replay on ``--workers`` processes (default 2, this mac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,16 +138,11 @@ def main() -> None:
 
 def replay_all(jobs: list[tuple[object, Path, dict, str | None]], workers: int) -> dict[object, list[dict]]:
     """Each job's replay metrics by its variant, on ``workers`` processes (one: in this one)."""
-    figures: dict[object, list[dict]] = {}
-    if workers <= 1:
-        results = map(_replay_metrics, jobs)
-        for variant, metrics in results:
-            figures.setdefault(variant, []).append(metrics)
-        return figures
     import multiprocessing
 
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        for variant, metrics in pool.imap(_replay_metrics, jobs):
+    figures: dict[object, list[dict]] = {}
+    with multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for variant, metrics in (pool.imap if pool else map)(_replay_metrics, jobs):
             figures.setdefault(variant, []).append(metrics)
     return figures
 

@@ -179,22 +179,23 @@ def _pushing_error(factor: Factor, keys: list[int]):
         # v_p under right perturbations: o₀'s rotation turns it by −δθ; e's translations enter through R₀ᵀR_e.
         ce0, se0 = math.cos(e0.theta() - o0.theta()), math.sin(e0.theta() - o0.theta())
         ce1, se1 = math.cos(e1.theta() - o0.theta()), math.sin(e1.theta() - o0.theta())
-        dvp_o = np.array([[0.0, 0.0, vpy], [0.0, 0.0, -vpx]])
-        dvp_e0 = np.array([[-ce0, se0, 0.0], [-se0, -ce0, 0.0]])
-        dvp_e1 = np.array([[ce1, -se1, 0.0], [se1, ce1, 0.0]])
-        d_target_c = np.zeros((2, 2))
-        if parts is not None:
+        twist_o = d_twist @ se2.log_derivative(vx, vy, w)
+        # −dT/d(pose) in rows 1-2; sticking, T = v_p (the pusher's motion alone, as 3x3 blocks).
+        minus_o = np.array([[0.0, 0.0, -vpy], [0.0, 0.0, vpx], [0.0, 0.0, 0.0]])
+        minus_e0 = np.array([[ce0, -se0, 0.0], [se0, ce0, 0.0], [0.0, 0.0, 0.0]])
+        minus_e1 = np.array([[-ce1, se1, 0.0], [-se1, -ce1, 0.0], [0.0, 0.0, 0.0]])
+        if parts is not None:  # sliding: through dT/dv_p, and through p and n, which move with c
             d_vp, d_p, d_n = parts
             g = np.array([gx, gy])
             d_normal = -(np.eye(2) - np.outer(g, g)) @ (np.eye(2) - foot_j) / distance  # dn/dc
             d_target_c = d_p @ foot_j + d_n @ d_normal
-            dvp_o, dvp_e0, dvp_e1 = d_vp @ dvp_o, d_vp @ dvp_e0, d_vp @ dvp_e1
-        twist_o = d_twist @ se2.log_derivative(vx, vy, w)
-        pad = np.zeros((1, 3))
-        jacobians[0] = twist_o @ b0 + d_point @ d_o - np.vstack([dvp_o + d_target_c @ d_o, pad])
+            minus_o[:2] = d_vp @ minus_o[:2] - d_target_c @ d_o
+            minus_e0[:2] = d_vp @ minus_e0[:2] - d_target_c @ dc_e
+            minus_e1[:2] = d_vp @ minus_e1[:2]
+        jacobians[0] = twist_o @ b0 + d_point @ d_o + minus_o
         jacobians[1] = twist_o @ b1
-        jacobians[2] = d_point @ dc_e - np.vstack([dvp_e0 + d_target_c @ dc_e, pad])
-        jacobians[3] = -np.vstack([dvp_e1, pad])
+        jacobians[2] = d_point @ dc_e + minus_e0
+        jacobians[3] = minus_e1
         return residual
 
     return error

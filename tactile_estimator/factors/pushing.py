@@ -81,15 +81,16 @@ def pushing_error(poses: Poses, measurement: Tensor, model: ObjectModel) -> Tens
     distance, gradient = objects.sdf(model.shape, centre)
     p = centre - distance[..., None] * gradient
     c, s = torch.cos(o_prev[..., 2]), torch.sin(o_prev[..., 2])
-    d = e_next[..., :2] - e_prev[..., :2]
-    vp_x, vp_y = c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]
+
+    def in_object(v: Tensor) -> Tensor:  # a world vector in o_prev's frame
+        return torch.stack([c * v[..., 0] + s * v[..., 1], -s * v[..., 0] + c * v[..., 1]], -1)
+
+    vp = in_object(e_next[..., :2] - e_prev[..., :2])
     if math.isfinite(model.friction):
-        decide = None
-        if measurement.shape[-1] == 2:  # the mean motion, into o_prev's frame
-            m = measurement.expand(d.shape)
-            decide = torch.stack([c * m[..., 0] + s * m[..., 1], -s * m[..., 0] + c * m[..., 1]], -1)
-        vp_x, vp_y = surface_target(p, -gradient, torch.stack([vp_x, vp_y], -1), model.limit_surface_c,
-                                    model.friction, decide).unbind(-1)
+        # the mode on the mean motion (the measurement), or on v_p without one
+        decide = in_object(measurement.expand(vp.shape)) if measurement.shape[-1] == 2 else None
+        vp = surface_target(p, -gradient, vp, model.limit_surface_c, model.friction, decide)
+    vp_x, vp_y = vp[..., 0], vp[..., 1]
     vx, vy, w = twist[..., 0], twist[..., 1], twist[..., 2]
     px, py = p[..., 0], p[..., 1]
     ls_c = model.limit_surface_c
