@@ -249,7 +249,7 @@ class EstimatorConfig:
     image_height: int = 320
     image_width: int = 240
     max_tilt_rad: float = 0.05
-    pushing_friction: float = 0.0  # gel-object friction μ of the pushing factor's motion cone; 0: the contact sticks
+    pushing_friction: float = 0.45  # gel-object friction μ of the pushing factor's motion cone; 0: the contact sticks
     ee_max_gap_s: float = 0.1  # interpolation across larger gaps in the pose stream is refused
     ee_hold_s: float = 0.0  # a frame this soon after the newest end-effector pose takes it; 0: wait and interpolate
     max_stamp_jump_s: float = 10.0  # a stream's stamp jumping further needs a second message to confirm it

@@ -94,6 +94,26 @@ def sdf(shape: Shape, points: Tensor) -> tuple[Tensor, Tensor]:
     return _ellipse_sdf(points, size[0], size[1])
 
 
+def near_vertex(shape: Shape, points: Tensor, margin: float = 0.0) -> Tensor:
+    """Whether each point (..., 2) lies within ``margin`` along the boundary of a vertex (a rectangle's
+    corner): margin 0 is where the closest boundary point is the corner itself and the SDF's gradient
+    is the direction from it, not a face's normal. Smooth footprints have none."""
+    import torch
+
+    if shape.kind != "rect":
+        return torch.zeros(points.shape[:-1], dtype=torch.bool, device=points.device)
+    half = torch.tensor([0.5 * shape.size[0] - margin, 0.5 * shape.size[1] - margin], dtype=points.dtype,
+                        device=points.device)
+    return (points.abs() > half).all(-1)
+
+
+def near_vertex_float(shape: Shape, x: float, y: float, margin: float = 0.0) -> bool:
+    """``near_vertex`` for one point in plain floats (the iSAM2 callbacks)."""
+    if shape.kind != "rect":
+        return False
+    return abs(x) > 0.5 * shape.size[0] - margin and abs(y) > 0.5 * shape.size[1] - margin
+
+
 def _disc_sdf(p: Tensor, radius: float) -> tuple[Tensor, Tensor]:
     import torch
 

@@ -12,7 +12,7 @@ from test_factors import FAMILIES, MODELS, RNG, assert_jacobians_agree, random_p
 
 from tactile_estimator import geometry as se2
 from tactile_estimator.factors import numerical_jacobians
-from tactile_estimator.factors.pushing import mean_pusher_motion, surface_target
+from tactile_estimator.factors.pushing import VERTEX_MARGIN, mean_pusher_motion, surface_target
 from tactile_estimator.sim.pushing import contact_force, quasi_static_step
 
 
@@ -92,6 +92,27 @@ def test_a_sliding_push_is_explained_by_the_friction_factor_not_the_sticking_one
     step = np.linalg.norm(e1[:2] - e0[:2])
     assert np.linalg.norm(r_slide) < 0.02 * step
     assert np.linalg.norm(r_stick[:2]) > 0.3 * step
+
+
+@pytest.mark.parametrize(("along", "sticks"), [(0.005, False), (0.035, True)])
+def test_near_a_corner_the_contact_sticks_whatever_the_push(along: float, sticks: bool) -> None:
+    """A push 40° off the -x face's normal slides at μ = 0.2 on the face (5 mm from its middle), and is
+    held sticking within VERTEX_MARGIN of the corner (35 mm along, 5 mm from the corner), where the
+    normal could be the corner's as well as the face's."""
+    shape = MODELS["rect"].shape
+    assert 0.04 - 0.035 < VERTEX_MARGIN < 0.04 - 0.005
+    o0 = np.array([0.01, -0.02, 0.4])
+    e0 = touching_ee(shape, o0, np.pi + np.arctan2(along, 0.05), 0.0)
+    direction = se2.transform_point(np.array([0.0, 0.0, o0[2]]), np.array([np.cos(0.7), np.sin(0.7)]))
+    e1 = e0 + np.array([*(1e-4 * direction), 0.0])
+    o1 = se2.compose(o0, np.array([5e-5, 2e-5, 1e-3]))
+    sliding = dataclasses.replace(MODELS["rect"], friction=0.2)
+    sticking = dataclasses.replace(sliding, friction=np.inf)
+    poses = [o0[None], o1[None], e0[None], e1[None]]
+    motion = np.zeros((1, 0))
+    r_slide = FAMILIES["pushing"].residual(poses, motion, sliding)[0]
+    r_stick = FAMILIES["pushing"].residual(poses, motion, sticking)[0]
+    assert np.allclose(r_slide, r_stick, atol=1e-12) == sticks
 
 
 def test_the_mode_is_decided_on_the_mean_motion_not_the_steps_noise() -> None:

@@ -23,7 +23,8 @@ import numpy as np
 from tactile_estimator import geometry as se2
 from tactile_estimator.backends import BackendError, BatchSolution, Graph
 from tactile_estimator.factors import FAMILIES, Factor, Key, as_tensor
-from tactile_estimator.objects import foot_point
+from tactile_estimator.factors.pushing import VERTEX_MARGIN
+from tactile_estimator.objects import foot_point, near_vertex_float
 
 
 def gtsam_key(key: Key) -> int:
@@ -166,7 +167,7 @@ def _pushing_error(factor: Factor, keys: list[int]):
         dx, dy = e1.x() - e0.x(), e1.y() - e0.y()
         vpx, vpy = c * dx + s * dy, -s * dx + c * dy
         target, parts = (vpx, vpy), None
-        if slides:
+        if slides and not near_vertex_float(model.shape, centre[0], centre[1], VERTEX_MARGIN):  # else sticks
             vp = np.array([vpx, vpy])
             decide = vp if mean is None else np.array([c * mean[0] + s * mean[1], -s * mean[0] + c * mean[1]])
             target, parts = _surface_target(np.array([px, py]), np.array([-gx, -gy]), vp, decide, ls_c, friction)
