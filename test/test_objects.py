@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from tactile_estimator import objects
 from tactile_estimator.objects import DEFAULT_SIZES, SHAPES, Pusher, Shape, foot_point
 
 
@@ -146,3 +148,17 @@ def test_ellipse_points_give_the_same_distance_alone_as_in_a_batch() -> None:
     for point, d, g in zip(points, distance, gradient, strict=True):
         alone_d, alone_g = shape.sdf(point[None])
         assert alone_d[0] == d and (alone_g[0] == g).all()
+
+
+def test_near_vertex_is_a_rectangles_corner_region_in_both_forms() -> None:
+    """Within the margin of a corner along either face, in torch and on floats; smooth shapes have none."""
+    rect = Shape("rect", (0.1, 0.08))
+    points = np.array([[-0.06, -0.045], [-0.06, -0.035], [-0.06, -0.025], [0.045, 0.05], [0.035, 0.05], [0.0, 0.0]])
+    expected = [True, True, False, True, False, False]
+    got = objects.near_vertex(rect, torch.tensor(points), 0.01)
+    assert got.tolist() == expected
+    assert [objects.near_vertex_float(rect, x, y, 0.01) for x, y in points] == expected
+    assert objects.near_vertex(rect, torch.tensor(points), 0.0).tolist() == [True, False, False, False, False, False]
+    for smooth in (Shape("disc", (0.05,)), Shape("ellipse", (0.065, 0.045))):
+        assert not objects.near_vertex(smooth, torch.tensor(points), 0.01).any()
+        assert not any(objects.near_vertex_float(smooth, x, y, 0.01) for x, y in points)

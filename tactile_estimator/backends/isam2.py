@@ -149,7 +149,8 @@ def _pushing_error(factor: Factor, keys: list[int]):
     between Jacobians, the contact point p = foot(c) through foot_point's dp/dc, and the pusher's
     motion v_p = R₀ᵀ(e₁ − e₀) in the object frame directly. T is v_p for the sticking contact; with
     friction it is ``_surface_target``, whose normal n = −g moves with c by dg/dc = (I − ggᵀ)(I − J)/d,
-    its mode decided on the measured mean motion (the measurement) or, without one, on v_p.
+    its mode decided on the measured mean motion (the measurement) or, without one, on v_p. Within
+    VERTEX_MARGIN of a rectangle's corner the contact sticks (factors/pushing.py says why).
     """
     model = factor.context
     tip, ls_c, friction = model.pusher.centre_in_ee(), model.limit_surface_c, model.friction
