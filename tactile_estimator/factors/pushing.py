@@ -65,7 +65,8 @@ def surface_target(p: Tensor, inward: Tensor, vp: Tensor, ls_c: float, friction:
                    decide: Tensor | None = None, vertex: Tensor | None = None) -> Tensor:
     """The object's velocity at the contact point p under a tip moving at vp: vp while the contact
     sticks, s·A e on the friction cone's edge while it slides, zero while the tip moves out. The mode
-    and the edge's side are decided on ``decide`` (the mean motion; default vp)."""
+    and the edge's side are decided on ``decide`` (the mean motion; default vp); where ``vertex`` is
+    true (near a corner) it sticks."""
     decide = vp if decide is None else decide
     px, py, nx, ny = p[..., 0], p[..., 1], inward[..., 0], inward[..., 1]
     c2 = ls_c * ls_c
