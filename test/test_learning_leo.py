@@ -307,7 +307,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(short_bags: list[Path], 
                                             "--samples", "4", "--trainer-config", str(tmp_path / "trainer.yaml")]
     # A steep σ rate overshoots LEO's fixed point, so the best epoch is neither the start nor the last.
     (tmp_path / "trainer.yaml").write_text(yaml.safe_dump({"trainer_node": {"ros__parameters": {
-        "runs_per_update": 1, "solver_iterations": 5, "threads": 1, "learning_rate_sigma": 0.5}}}))
+        "runs_per_update": 1, "solver_iterations": 5, "threads": 1, "learning_rate_sigma": 1.0}}}))
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     subprocess.run(_cli(*common, "--out", str(whole)), env=_env(), check=True, capture_output=True, timeout=300)
 

@@ -97,7 +97,7 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
     shape = object_shape(bag, config)
     object_model = ObjectModel.for_shape(shape)
     recorder = _InputRecorder(model)
-    estimator = Estimator(config, recorder, object_model)
+    estimator = Estimator(config, recorder, object_model)  # its object_model carries pushing_friction
     played = feed_bag(bag, StreamRouter(estimator), [topics.ground_truth, EE_TRUTH_TOPIC])
     truth, ee_recorded = played.poses(topics.ground_truth), played.poses(EE_TRUTH_TOPIC)
     if not estimator.steps:
@@ -144,7 +144,7 @@ def build_run(bag: str | os.PathLike[str], config: EstimatorConfig, model: Tacti
             relative_sensor_motion(tv[idx[:, 0]], tv[idx[:, 1]], tv[idx[:, 2]], tv[idx[:, 3]]).reshape(-1, 3))
     object_rows = np.array([row[("o", s.index)] for s in estimator.steps])
     return RunGraph(bag.name, keys, factors, np.stack([values[k] for k in keys]), truth_values, object_rows,
-                    groups, object_model, code_row, inputs, tactile_rows, tactile_targets)
+                    groups, estimator.object_model, code_row, inputs, tactile_rows, tactile_targets)
 
 
 class _InputRecorder(TactileModel):
